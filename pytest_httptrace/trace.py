@@ -1,0 +1,532 @@
+"""The trace model: Go's ``net/http/httptrace.ClientTrace`` for Python.
+
+This module knows nothing about httpx. It defines the hooks (`ClientTrace`), their
+argument types, how a trace is attached to the current context
+(`with_client_trace` / `context_client_trace`), and `TracedRequest`: the per-request
+object through which an instrumentation *source* (see ``httpx_trace``) fires hooks.
+
+Example::
+
+    seen = []
+    trace = ClientTrace(got_conn=lambda info: seen.append(info.reused))
+    with with_client_trace(trace):
+        client.get(url)
+        client.get(url)
+    assert seen == [False, True]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import dataclasses
+import difflib
+import inspect
+import itertools
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal, get_args
+
+__all__ = [
+    "HOOK_ARGS",
+    "HOOK_NAMES",
+    "ClientTrace",
+    "DNSDoneInfo",
+    "DNSStartInfo",
+    "GotConnInfo",
+    "HookName",
+    "TLSConnectionState",
+    "TracedConnection",
+    "TracedRequest",
+    "WroteRequestInfo",
+    "context_client_trace",
+    "with_client_trace",
+]
+
+HookName = Literal[
+    "get_conn",
+    "got_conn",
+    "put_idle_conn",
+    "got_first_response_byte",
+    "got_100_continue",
+    "got_1xx_response",
+    "dns_start",
+    "dns_done",
+    "connect_start",
+    "connect_done",
+    "tls_handshake_start",
+    "tls_handshake_done",
+    "wrote_header_field",
+    "wrote_headers",
+    "wait_100_continue",
+    "wrote_request",
+]
+
+#: Every hook name, in the order of Go's ``ClientTrace`` struct.
+HOOK_NAMES: tuple[HookName, ...] = get_args(HookName)
+
+#: The names of each hook's arguments as they appear in ``Event.args``: Go's names in
+#: snake_case. Hooks that take one info struct in Go list that struct's fields, since
+#: the recorder flattens it (``hook("got_conn", reused=True)``).
+HOOK_ARGS: dict[str, tuple[str, ...]] = {
+    "get_conn": ("host_port",),
+    "got_conn": ("conn", "reused", "was_idle", "idle_time"),
+    "put_idle_conn": ("err",),
+    "got_first_response_byte": (),
+    "got_100_continue": (),
+    "got_1xx_response": ("code", "headers"),
+    "dns_start": ("host",),
+    "dns_done": ("addrs", "err", "coalesced"),
+    "connect_start": ("network", "addr"),
+    "connect_done": ("network", "addr", "err"),
+    "tls_handshake_start": (),
+    "tls_handshake_done": ("state", "err"),
+    "wrote_header_field": ("key", "values"),
+    "wrote_headers": (),
+    "wait_100_continue": (),
+    "wrote_request": ("err",),
+}
+
+
+# -- info types ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class DNSStartInfo:
+    """Argument of ``dns_start``: the host about to be resolved."""
+
+    host: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class DNSDoneInfo:
+    """Argument of ``dns_done``: resolved addresses (IP strings) or the error."""
+
+    addrs: list[str]
+    err: BaseException | None = None
+    coalesced: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class GotConnInfo:
+    """Argument of ``got_conn``.
+
+    ``conn`` is the client library's own connection object (for httpx, the httpcore
+    connection); ``idle_time`` is in seconds and only set when ``was_idle``.
+    """
+
+    conn: object
+    reused: bool = False
+    was_idle: bool = False
+    idle_time: float = 0.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class WroteRequestInfo:
+    """Argument of ``wrote_request``: ``err`` is set when writing the request failed."""
+
+    err: BaseException | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class TLSConnectionState:
+    """First argument of ``tls_handshake_done`` (Go's ``tls.ConnectionState``).
+
+    After a failed handshake every field is empty (``handshake_complete=False``).
+    ``peer_certificate`` is the DER-encoded leaf certificate of the server.
+    """
+
+    version: str | None = None
+    cipher: str | None = None
+    negotiated_protocol: str | None = None
+    server_name: str | None = None
+    peer_certificate: bytes | None = None
+    handshake_complete: bool = False
+
+
+# -- ClientTrace --------------------------------------------------------------------
+
+Hook = Callable[..., Any]
+
+
+def _did_you_mean(name: str) -> str:
+    close = difflib.get_close_matches(name, HOOK_NAMES, n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    return f"{hint} Valid hook names: {', '.join(HOOK_NAMES)}."
+
+
+@dataclass(kw_only=True)
+class ClientTrace:
+    """A set of hooks run at the stages of an outgoing HTTP request (Go's ClientTrace).
+
+    Every field is optional. Hooks are plain callables, called the same way from sync
+    and async clients; they may run on other threads and after the call that made the
+    request returned (``put_idle_conn`` of a streamed response, for instance).
+
+    Example::
+
+        trace = ClientTrace(
+            get_conn=lambda host_port: print("get", host_port),
+            got_conn=lambda info: print("reused" if info.reused else "new"),
+        )
+        with with_client_trace(trace):
+            httpx.get("https://example.org/")
+    """
+
+    get_conn: Callable[[str], Any] | None = None
+    got_conn: Callable[[GotConnInfo], Any] | None = None
+    put_idle_conn: Callable[[BaseException | None], Any] | None = None
+    got_first_response_byte: Callable[[], Any] | None = None
+    got_100_continue: Callable[[], Any] | None = None
+    got_1xx_response: Callable[[int, Any], Any] | None = None
+    dns_start: Callable[[DNSStartInfo], Any] | None = None
+    dns_done: Callable[[DNSDoneInfo], Any] | None = None
+    connect_start: Callable[[str, str], Any] | None = None
+    connect_done: Callable[[str, str, BaseException | None], Any] | None = None
+    tls_handshake_start: Callable[[], Any] | None = None
+    tls_handshake_done: (
+        Callable[[TLSConnectionState, BaseException | None], Any] | None
+    ) = None
+    wrote_header_field: Callable[[str, list[str]], Any] | None = None
+    wrote_headers: Callable[[], Any] | None = None
+    wait_100_continue: Callable[[], Any] | None = None
+    wrote_request: Callable[[WroteRequestInfo], Any] | None = None
+
+    def __new__(cls, *args: object, **kwargs: object) -> ClientTrace:
+        if args:
+            raise TypeError(
+                "ClientTrace takes hooks as keyword arguments only, e.g. "
+                "ClientTrace(got_conn=on_got_conn)."
+            )
+        for name in kwargs:
+            if name not in HOOK_NAMES:
+                raise TypeError(
+                    f"ClientTrace got an unknown hook {name!r}.{_did_you_mean(name)}"
+                )
+        return super().__new__(cls)
+
+    def __post_init__(self) -> None:
+        for name in HOOK_NAMES:
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if not callable(value):
+                raise TypeError(
+                    f"ClientTrace.{name} must be callable or None, got "
+                    f"{type(value).__name__} {value!r}."
+                )
+            if inspect.iscoroutinefunction(value) or inspect.iscoroutinefunction(
+                getattr(value, "__call__", None)  # noqa: B004
+            ):
+                raise TypeError(
+                    f"ClientTrace.{name} is an async function: hooks are plain "
+                    "callables, called synchronously from sync and async clients "
+                    "alike (as in Go, a hook must not block the request). Record what "
+                    "you need and await it after the request instead."
+                )
+
+    def hooks(self) -> dict[str, Hook]:
+        """The hooks that are set, by name."""
+        return {n: f for n in HOOK_NAMES if (f := getattr(self, n)) is not None}
+
+
+def compose(newer: ClientTrace, older: ClientTrace) -> ClientTrace:
+    """A trace whose hooks call ``newer``'s hook first, then ``older``'s (Go order).
+
+    Both receive identical arguments. If a hook raises, the other one still runs and
+    the *newer* hook's exception wins (the older one's is attached as a note); if only
+    one raises, its exception propagates. This matters for ``got_1xx_response``, the
+    only hook whose exception aborts the request.
+    """
+    merged: dict[str, Hook] = {}
+    for name in HOOK_NAMES:
+        a, b = getattr(newer, name), getattr(older, name)
+        if a is None or b is None:
+            if a is not None or b is not None:
+                merged[name] = a if a is not None else b
+            continue
+        merged[name] = _chain(a, b)
+    return ClientTrace(**merged)
+
+
+def _chain(first: Hook, second: Hook) -> Hook:
+    def both(*args: Any) -> None:
+        try:
+            first(*args)
+        except BaseException as exc:
+            try:
+                second(*args)
+            except BaseException as other:
+                exc.add_note(f"the outer trace's hook raised too: {other!r}")
+            raise
+        second(*args)
+
+    return both
+
+
+# -- attaching traces to the context ------------------------------------------------
+
+#: The traces in effect for the current context, newest first.
+_CHAIN: contextvars.ContextVar[tuple[ClientTrace, ...]] = contextvars.ContextVar(
+    "pytest_httptrace_chain", default=()
+)
+
+#: Traces that apply to every request of the process (recorders), whatever the
+#: context. Replaced, never mutated, so readers need no lock.
+_GLOBAL: tuple[ClientTrace, ...] = ()
+_sources_lock = threading.Lock()
+_active = 0
+
+
+def _acquire_sources() -> None:
+    """Install the instrumentation sources (reference counted, thread-safe)."""
+    global _active
+    with _sources_lock:
+        if _active == 0:
+            from . import httpx_trace
+
+            httpx_trace.install()
+        _active += 1
+
+
+def _release_sources() -> None:
+    global _active
+    with _sources_lock:
+        _active -= 1
+        if _active == 0:
+            from . import httpx_trace
+
+            httpx_trace.uninstall()
+
+
+def instrumentation_active() -> bool:
+    """Whether any trace or recorder currently keeps the instrumentation installed."""
+    return _active > 0
+
+
+class _Attach:
+    """Context manager returned by `with_client_trace` (usable with ``with`` and
+    ``async with``)."""
+
+    def __init__(self, trace: ClientTrace) -> None:
+        if not isinstance(trace, ClientTrace):
+            raise TypeError(
+                f"with_client_trace() needs a ClientTrace, got {type(trace).__name__}."
+            )
+        self._trace = trace
+        self._token: contextvars.Token[tuple[ClientTrace, ...]] | None = None
+
+    def __enter__(self) -> ClientTrace:
+        _acquire_sources()
+        self._token = _CHAIN.set((self._trace, *_CHAIN.get()))
+        return self._trace
+
+    def __exit__(self, *exc_info: object) -> None:
+        assert self._token is not None, "with_client_trace() exited before entering"
+        _CHAIN.reset(self._token)
+        self._token = None
+        _release_sources()
+
+    async def __aenter__(self) -> ClientTrace:
+        return self.__enter__()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.__exit__(*exc_info)
+
+
+def with_client_trace(trace: ClientTrace) -> _Attach:
+    """Attach ``trace`` to the current context (Go's ``WithClientTrace``).
+
+    Every httpx request made inside the block, by any client, is traced. Attaching a
+    trace while another is in effect composes them: the newer trace's hooks run first,
+    then the older ones. Leaving the block restores the previous trace.
+
+    The trace follows the *context*: asyncio tasks created inside the block inherit it;
+    threads started inside the block do not, unless their target runs in
+    ``contextvars.copy_context()`` (or the test uses ``httptrace_recorder``, which
+    records every thread).
+
+    Example::
+
+        with with_client_trace(ClientTrace(got_conn=print)):
+            httpx.get(url)
+    """
+    return _Attach(trace)
+
+
+def context_client_trace() -> ClientTrace | None:
+    """The trace in effect in the current context, or None (Go's ``ContextClientTrace``).
+
+    With nested traces this is their composition (newest hooks first).
+    """
+    chain = _CHAIN.get()
+    if not chain:
+        return None
+    result = chain[-1]
+    for newer in reversed(chain[:-1]):
+        result = compose(newer, result)
+    return result
+
+
+def register_global(trace: ClientTrace) -> None:
+    """Apply ``trace`` to every request of the process (used by the recorder)."""
+    global _GLOBAL
+    with _sources_lock:
+        _GLOBAL = (*_GLOBAL, trace)
+    _acquire_sources()
+
+
+def unregister_global(trace: ClientTrace) -> None:
+    global _GLOBAL
+    with _sources_lock:
+        _GLOBAL = tuple(t for t in _GLOBAL if t is not trace)
+    _release_sources()
+
+
+def current_chain(extra: ClientTrace | None = None) -> tuple[ClientTrace, ...]:
+    """The traces a request started now would call: context traces (newest first),
+    then ``extra`` (a per-request trace), then global recorders not already present."""
+    chain = _CHAIN.get()
+    if extra is not None and extra not in chain:
+        chain = (*chain, extra)
+    if _GLOBAL:
+        chain = chain + tuple(t for t in _GLOBAL if t not in chain)
+    return chain
+
+
+# -- the per-request dispatcher -----------------------------------------------------
+
+_ids = itertools.count(1)
+_dispatch_local = threading.local()
+
+
+@dataclass(eq=False, kw_only=True)
+class TracedConnection:
+    """What a source knows about one connection (shared by the requests it served)."""
+
+    id: int
+    conn: object
+    protocol: str | None = None
+    local_addr: str | None = None
+    peer_addr: str | None = None
+    tls: TLSConnectionState | None = None
+    opened_at: float | None = None
+    closed_at: float | None = None
+    served: int = 0
+    active: int = 0
+    idle_since: float | None = None
+
+
+@dataclass(eq=False, kw_only=True)
+class TracedRequest:
+    """One request attempt being traced; sources fire hooks through `fire`.
+
+    Hooks run in chain order. An exception from a hook never escapes into the client
+    library's internals: it is kept in ``hook_errors`` and re-raised by the source
+    when the call that made the request returns (or reported through
+    ``sys.unraisablehook`` if that call had already returned). ``got_1xx_response`` is
+    the exception (as in Go): see `fire_got_1xx`.
+    """
+
+    method: str
+    url: str
+    chain: tuple[ClientTrace, ...]
+    id: int = dataclasses.field(default_factory=lambda: next(_ids))
+    started_at: float = dataclasses.field(default_factory=time.monotonic)
+    returned_at: float | None = None
+    closed_at: float | None = None
+    status: int | None = None
+    error: BaseException | None = None
+    connection: TracedConnection | None = None
+    hook_errors: list[BaseException] = dataclasses.field(default_factory=list)
+    seq: int = 0
+    flags: set[str] = dataclasses.field(default_factory=set)
+
+    @property
+    def returned(self) -> bool:
+        return self.returned_at is not None
+
+    def fire(self, hook: HookName, *args: Any) -> None:
+        """Call ``hook`` on every trace of the chain, keeping exceptions for later."""
+        try:
+            self._dispatch(hook, args)
+        except Exception as exc:
+            self._keep(hook, exc)
+
+    def fire_got_1xx(self, code: int, headers: Any) -> None:
+        """Fire ``got_1xx_response``; an exception propagates (it aborts the request)."""
+        self._dispatch("got_1xx_response", (code, headers))
+
+    def _dispatch(self, hook: HookName, args: tuple[Any, ...]) -> None:
+        self.seq += 1
+        previous = getattr(_dispatch_local, "current", None)
+        _dispatch_local.current = self
+        try:
+            first_error: BaseException | None = None
+            for trace in self.chain:
+                fn = getattr(trace, hook)
+                if fn is None:
+                    continue
+                try:
+                    fn(*args)
+                except Exception as exc:
+                    if first_error is None:
+                        first_error = exc
+                    else:
+                        first_error.add_note(f"another trace's {hook} raised {exc!r}")
+            if first_error is not None:
+                raise first_error
+        finally:
+            _dispatch_local.current = previous
+
+    def _keep(self, hook: str, exc: BaseException) -> None:
+        exc.add_note(
+            f"raised by the ClientTrace.{hook} hook of {self.method} {self.url}"
+        )
+        if self.returned:
+            sys.unraisablehook(
+                _Unraisable(
+                    exc,
+                    f"Exception in ClientTrace.{hook} hook after the call returned",
+                )
+            )
+        else:
+            self.hook_errors.append(exc)
+
+    def take_hook_error(self) -> BaseException | None:
+        """The first kept hook exception (and forget them all)."""
+        errors, self.hook_errors = self.hook_errors, []
+        return errors[0] if errors else None
+
+
+class _Unraisable:
+    """The object ``sys.unraisablehook`` expects (its fields, duck-typed)."""
+
+    def __init__(self, exc: BaseException, message: str) -> None:
+        self.exc_type = type(exc)
+        self.exc_value = exc
+        self.exc_traceback = exc.__traceback__
+        self.err_msg = message
+        self.object = None
+
+
+def dispatching() -> TracedRequest | None:
+    """The request whose hook is running right now on this thread, if any.
+
+    Recorders use it to attribute a hook call to its request: hooks themselves only
+    receive Go's arguments.
+    """
+    return getattr(_dispatch_local, "current", None)
+
+
+def current_task_name() -> str | None:
+    """The name of the running asyncio task, or None outside one."""
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:
+        return None
+    return None if task is None else task.get_name()
+
