@@ -28,6 +28,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import TracebackType
 from typing import Any, Literal, get_args
 
 __all__ = [
@@ -358,7 +359,7 @@ def with_client_trace(trace: ClientTrace) -> _Attach:
 
 
 def context_client_trace() -> ClientTrace | None:
-    """The trace in effect in the current context, or None (Go's ``ContextClientTrace``).
+    """The trace in effect in this context, or None (Go's ``ContextClientTrace``).
 
     With nested traces this is their composition (newest hooks first).
     """
@@ -457,7 +458,8 @@ class TracedRequest:
             self._keep(hook, exc)
 
     def fire_got_1xx(self, code: int, headers: Any) -> None:
-        """Fire ``got_1xx_response``; an exception propagates (it aborts the request)."""
+        """Fire ``got_1xx_response``; an exception propagates (it aborts the
+        request)."""
         self._dispatch("got_1xx_response", (code, headers))
 
     def _dispatch(self, hook: HookName, args: tuple[Any, ...]) -> None:
@@ -506,11 +508,11 @@ class _Unraisable:
     """The object ``sys.unraisablehook`` expects (its fields, duck-typed)."""
 
     def __init__(self, exc: BaseException, message: str) -> None:
-        self.exc_type = type(exc)
-        self.exc_value = exc
-        self.exc_traceback = exc.__traceback__
-        self.err_msg = message
-        self.object = None
+        self.exc_type: type[BaseException] = type(exc)
+        self.exc_value: BaseException | None = exc
+        self.exc_traceback: TracebackType | None = exc.__traceback__
+        self.err_msg: str | None = message
+        self.object: object = None
 
 
 def dispatching() -> TracedRequest | None:
@@ -529,4 +531,3 @@ def current_task_name() -> str | None:
     except RuntimeError:
         return None
     return None if task is None else task.get_name()
-

@@ -1,0 +1,452 @@
+"""The recorder: a `ClientTrace` that keeps every hook call, attributed to its request.
+
+`Recorder` is what the ``httptrace_recorder`` fixture yields. It is importable and
+usable without pytest (``with Recorder.start() as rec: ...``), which is how the CLI
+and the benchmarks use it.
+
+Example::
+
+    with Recorder.start() as rec:
+        with httpx.Client() as client:
+            client.get(url)
+            client.get(url)
+    first, second = rec.requests
+    assert second.got_conn is not None and second.got_conn.reused
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any, overload
+
+from .trace import (
+    HOOK_ARGS,
+    HOOK_NAMES,
+    ClientTrace,
+    GotConnInfo,
+    HookName,
+    TLSConnectionState,
+    TracedConnection,
+    TracedRequest,
+    current_task_name,
+    dispatching,
+    register_global,
+    unregister_global,
+)
+
+__all__ = ["ConnectionRecord", "Event", "Recorder", "RequestRecord"]
+
+#: Frames from these packages are skipped when looking for the line of user code that
+#: made a request.
+_INTERNAL_PREFIXES = (
+    "httpx",
+    "httpcore",
+    "pytest_httptrace",
+    "anyio",
+    "asyncio",
+    "concurrent",
+    "threading",
+    "contextlib",
+    "h11",
+    "h2",
+    "sniffio",
+)
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class Event:
+    """One hook call.
+
+    ``args`` holds the hook's arguments by Go's names in snake_case; hooks that take
+    one info struct in Go (``got_conn``, ``dns_start``, ``dns_done``,
+    ``wrote_request``) have that struct's fields (``args["reused"]``).
+    """
+
+    hook: HookName
+    args: Mapping[str, Any]
+    time: float
+    thread: str
+    task: str | None
+    request: RequestRecord | None
+    after_return: bool
+    index: int
+    raw: tuple[Any, ...] = ()
+
+    def __repr__(self) -> str:
+        req = f" request={self.request.id}" if self.request is not None else ""
+        args = ", ".join(f"{k}={v!r}" for k, v in self.args.items())
+        return f"<Event {self.hook}({args}){req}>"
+
+
+@dataclass(eq=False, kw_only=True)
+class ConnectionRecord:
+    """One connection seen by the recorder, and the requests it served."""
+
+    id: int
+    _traced: TracedConnection = field(repr=False)
+    requests: list[RequestRecord] = field(default_factory=list, repr=False)
+
+    @property
+    def conn(self) -> object:
+        """The client library's connection object (httpcore's, for httpx)."""
+        return self._traced.conn
+
+    @property
+    def protocol(self) -> str | None:
+        return self._traced.protocol
+
+    @property
+    def local_addr(self) -> str | None:
+        return self._traced.local_addr
+
+    @property
+    def peer_addr(self) -> str | None:
+        return self._traced.peer_addr
+
+    @property
+    def tls(self) -> TLSConnectionState | None:
+        return self._traced.tls
+
+    @property
+    def opened_at(self) -> float | None:
+        return self._traced.opened_at
+
+    @property
+    def closed_at(self) -> float | None:
+        return self._traced.closed_at
+
+
+@dataclass(eq=False, kw_only=True)
+class RequestRecord:
+    """One request attempt: its hook calls in order, and what became of it.
+
+    A redirect or a retry is a new request attempt with a record of its own.
+    """
+
+    id: int
+    method: str
+    url: str
+    phase: str
+    origin: str | None
+    """``file:line`` of the user code that made the request (for failure messages)."""
+    events: list[Event] = field(default_factory=list, repr=False)
+    connection: ConnectionRecord | None = field(default=None, repr=False)
+    _traced: TracedRequest | None = field(default=None, repr=False)
+    _last_seq: int = field(default=-1, repr=False)
+
+    @property
+    def hooks(self) -> list[str]:
+        """Hook names in the order they were called."""
+        return [e.hook for e in self.events]
+
+    @property
+    def got_conn(self) -> GotConnInfo | None:
+        """The ``got_conn`` info, or None if no connection was obtained."""
+        for e in self.events:
+            if e.hook == "got_conn":
+                info = e.raw[0] if e.raw else None
+                return info if isinstance(info, GotConnInfo) else None
+        return None
+
+    @property
+    def status(self) -> int | None:
+        """Final status code, or None if the request failed before a response."""
+        return None if self._traced is None else self._traced.status
+
+    @property
+    def error(self) -> BaseException | None:
+        """The exception the request raised, if any."""
+        return None if self._traced is None else self._traced.error
+
+    @property
+    def started_at(self) -> float | None:
+        return None if self._traced is None else self._traced.started_at
+
+    @property
+    def returned_at(self) -> float | None:
+        """When the call that made the request returned (or raised)."""
+        return None if self._traced is None else self._traced.returned_at
+
+    @property
+    def closed_at(self) -> float | None:
+        """When the response was closed (its connection released), if it was."""
+        return None if self._traced is None else self._traced.closed_at
+
+    def getcalls(self, *names: str) -> list[Event]:
+        """The events of this request whose hook is one of ``names``."""
+        _check_names(names)
+        return [e for e in self.events if e.hook in names]
+
+    def getcall(self, name: str) -> Event:
+        """The single event of hook ``name``; fails if there is none or several."""
+        calls = self.getcalls(name)
+        if len(calls) != 1:
+            raise ValueError(
+                f"expected exactly one {name!r} call for {self.method} {self.url}, "
+                f"found {len(calls)}: {self.hooks}"
+            )
+        return calls[0]
+
+    def __repr__(self) -> str:
+        status = self.status
+        return f"<RequestRecord #{self.id} {self.method} {self.url} status={status}>"
+
+
+def _check_names(names: Sequence[str]) -> None:
+    from .trace import _did_you_mean
+
+    for name in names:
+        if name not in HOOK_NAMES:
+            raise ValueError(f"unknown hook name {name!r}.{_did_you_mean(name)}")
+
+
+def _user_origin() -> str | None:
+    """``file:line`` of the innermost frame outside httpx and this plugin."""
+    frame: FrameType | None = sys._getframe(2)
+    while frame is not None:
+        module = frame.f_globals.get("__name__", "")
+        if module.split(".")[0] not in _INTERNAL_PREFIXES:
+            return f"{frame.f_code.co_filename}:{frame.f_lineno}"
+        frame = frame.f_back
+    return None
+
+
+class Recorder(Sequence[RequestRecord]):
+    """Records every hook call of every httpx request while it is started.
+
+    A Recorder records process-wide: requests from any thread or task, whatever their
+    context. It is a sequence of `RequestRecord` (``len(rec)``, ``rec[0]``); ``.events``
+    has all hook calls in time order and ``.trace`` is the recording `ClientTrace`
+    itself (attaching it with ``with_client_trace`` where it already records does not
+    record anything twice).
+
+    Records are kept per phase (``"setup"``, ``"call"``, ``"teardown"``) like
+    ``caplog``: ``.requests`` and ``.events`` show the current phase,
+    `get_records` any phase.
+    """
+
+    def __init__(self, *, _private: bool = False) -> None:
+        if not _private:
+            raise TypeError(
+                "Recorder is created by the httptrace_recorder fixture or by "
+                "Recorder.start(); it is exported for type annotations."
+            )
+        self._lock = threading.Lock()
+        self._requests: list[RequestRecord] = []
+        self._events: list[Event] = []
+        self._by_traced: dict[int, RequestRecord] = {}
+        self._connections: dict[int, ConnectionRecord] = {}
+        self._recording = False
+        self.phase = "call"
+        self.trace = ClientTrace(**{name: self._hook(name) for name in HOOK_NAMES})
+
+    # -- lifecycle ----------------------------------------------------------------
+
+    @classmethod
+    def start(cls) -> Recorder:
+        """A new recorder, recording from now until `stop` (also a context manager)."""
+        rec = cls(_private=True)
+        rec._start()
+        return rec
+
+    def _start(self) -> None:
+        if not self._recording:
+            self._recording = True
+            register_global(self.trace)
+
+    def stop(self) -> None:
+        """Stop recording; what was recorded stays readable."""
+        if self._recording:
+            self._recording = False
+            unregister_global(self.trace)
+
+    def __enter__(self) -> Recorder:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    @property
+    def recording(self) -> bool:
+        return self._recording
+
+    # -- recording ----------------------------------------------------------------
+
+    def _hook(self, name: HookName) -> Any:
+        def record(*args: Any) -> None:
+            self._record(name, args)
+
+        record.__name__ = record.__qualname__ = f"record_{name}"
+        return record
+
+    def _record(self, hook: HookName, args: tuple[Any, ...]) -> None:
+        if not self._recording:
+            return
+        now = time.monotonic()
+        traced = dispatching()
+        thread = threading.current_thread().name
+        task = current_task_name()
+        with self._lock:
+            request = None
+            if traced is not None:
+                request = self._by_traced.get(traced.id)
+                if request is None:
+                    request = self._new_request(traced)
+                if request._last_seq == traced.seq:
+                    return  # the same dispatch reached this recorder twice
+                request._last_seq = traced.seq
+                if traced.connection is not None and request.connection is None:
+                    request.connection = self._connection(traced.connection, request)
+            event = Event(
+                hook=hook,
+                args=_event_args(hook, args),
+                time=now,
+                thread=thread,
+                task=task,
+                request=request,
+                after_return=traced is not None and traced.returned,
+                index=len(self._events),
+                raw=args,
+            )
+            self._events.append(event)
+            if request is not None:
+                request.events.append(event)
+
+    def _new_request(self, traced: TracedRequest) -> RequestRecord:
+        request = RequestRecord(
+            id=len(self._by_traced) + 1,
+            method=traced.method,
+            url=traced.url,
+            phase=self.phase,
+            origin=_user_origin(),
+            _traced=traced,
+        )
+        self._by_traced[traced.id] = request
+        self._requests.append(request)
+        return request
+
+    def _connection(
+        self, traced: TracedConnection, request: RequestRecord
+    ) -> ConnectionRecord:
+        record = self._connections.get(traced.id)
+        if record is None:
+            record = ConnectionRecord(id=len(self._connections) + 1, _traced=traced)
+            self._connections[traced.id] = record
+        record.requests.append(request)
+        return record
+
+    # -- reading ------------------------------------------------------------------
+
+    def get_records(self, when: str) -> list[RequestRecord]:
+        """The requests started in phase ``when`` ("setup", "call" or "teardown")."""
+        if when not in ("setup", "call", "teardown"):
+            raise ValueError(
+                f"when must be 'setup', 'call' or 'teardown', not {when!r}"
+            )
+        with self._lock:
+            return [r for r in self._requests if r.phase == when]
+
+    @property
+    def requests(self) -> list[RequestRecord]:
+        """Requests of the current phase, in start order."""
+        return self.get_records(self.phase)
+
+    @property
+    def all_requests(self) -> list[RequestRecord]:
+        """Requests of every phase, in start order."""
+        with self._lock:
+            return list(self._requests)
+
+    @property
+    def events(self) -> list[Event]:
+        """Hook calls of the current phase's requests, in time order."""
+        with self._lock:
+            return [
+                e
+                for e in self._events
+                if e.request is None or e.request.phase == self.phase
+            ]
+
+    @property
+    def connections(self) -> list[ConnectionRecord]:
+        """Connections used by the current phase's requests, in order first seen."""
+        requests = self.requests
+        seen: dict[int, ConnectionRecord] = {}
+        for r in requests:
+            if r.connection is not None:
+                seen.setdefault(r.connection.id, r.connection)
+        return sorted(seen.values(), key=lambda c: c.id)
+
+    def clear(self) -> None:
+        """Forget everything recorded so far (recording goes on)."""
+        with self._lock:
+            self._requests.clear()
+            self._events.clear()
+            self._by_traced.clear()
+            self._connections.clear()
+
+    def getcalls(self, *names: str) -> list[Event]:
+        """Events (current phase) whose hook is one of ``names``."""
+        _check_names(names)
+        return [e for e in self.events if e.hook in names]
+
+    @overload
+    def __getitem__(self, index: int) -> RequestRecord: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[RequestRecord]: ...
+    def __getitem__(self, index: int | slice) -> RequestRecord | list[RequestRecord]:
+        return self.requests[index]
+
+    def __len__(self) -> int:
+        return len(self.requests)
+
+    def __iter__(self) -> Iterator[RequestRecord]:
+        return iter(self.requests)
+
+    def __repr__(self) -> str:
+        return (
+            f"<Recorder {len(self.requests)} requests, {len(self.events)} events, "
+            f"phase={self.phase!r}>"
+        )
+
+
+def _event_args(hook: str, args: tuple[Any, ...]) -> dict[str, Any]:
+    names = HOOK_ARGS[hook]
+    if len(args) == 1 and dataclasses.is_dataclass(args[0]) and len(names) != 1:
+        info = args[0]
+        return {n: getattr(info, n) for n in names}
+    if len(args) == 1 and dataclasses.is_dataclass(args[0]) and len(names) == 1:
+        info = args[0]
+        if hasattr(info, names[0]):
+            return {names[0]: getattr(info, names[0])}
+    return dict(zip(names, args, strict=False))
+
+
+def make_event(
+    hook: HookName,
+    *,
+    request: RequestRecord | None = None,
+    time: float = 0.0,
+    thread: str = "MainThread",
+    task: str | None = None,
+    after_return: bool = False,
+    index: int = 0,
+    **args: Any,
+) -> Event:
+    """Build an `Event` by hand (for tests of assertion helpers and for other tools)."""
+    return Event(
+        hook=hook,
+        args=args,
+        time=time,
+        thread=thread,
+        task=task,
+        request=request,
+        after_return=after_return,
+        index=index,
+    )
