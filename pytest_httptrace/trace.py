@@ -443,6 +443,9 @@ class TracedRequest:
     error: BaseException | None = None
     connection: TracedConnection | None = None
     hook_errors: list[BaseException] = dataclasses.field(default_factory=list)
+    abort: BaseException | None = None
+    """The exception of a ``got_1xx_response`` hook that aborted the request."""
+    pending_headers: list[tuple[str, str]] = dataclasses.field(default_factory=list)
     seq: int = 0
     flags: set[str] = dataclasses.field(default_factory=set)
 
