@@ -68,7 +68,12 @@ from .trace import (
     current_chain,
 )
 
-__all__ = ["RequestAbortedByHook", "install", "uninstall"]
+__all__ = [
+    "RequestAbortedByHook",
+    "install",
+    "uninstall",
+    "wait_for_100_continue",
+]
 
 #: Versions this module was written and tested for (major.minor prefixes).
 SUPPORTED = {"httpx": ("0.27.", "0.28."), "httpcore": ("1.0.",)}
@@ -103,6 +108,17 @@ _CONNS: weakref.WeakKeyDictionary[object, TracedConnection] = (
 _H2_STREAMS: weakref.WeakKeyDictionary[object, dict[int, TracedRequest]] = (
     weakref.WeakKeyDictionary()
 )
+
+
+#: Network stream -> bytes read ahead while waiting for 100 Continue, served to
+#: httpcore's next reads before the socket (so h11 parses them as usual).
+_PUSHBACK: weakref.WeakKeyDictionary[object, bytes] = weakref.WeakKeyDictionary()
+
+#: The opt-in waiting mode: seconds to wait for 100 Continue, or None (off).
+_WAIT_FOR_CONTINUE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "pytest_httptrace_wait_for_continue", default=None
+)
+_wait_default: float | None = None
 
 
 def _now() -> float:
@@ -178,6 +194,8 @@ def _sync_handle_request(orig: Callable[..., Any]) -> Callable[..., Any]:
 
         def callback(name: str, info: dict[str, Any]) -> None:
             _on_httpcore_event(st, name, info)
+            if "hold_body" in st.flags:
+                _wait_for_continue(st, st.source["request"])
             if user_cb is not None:
                 user_cb(name, info)
 
@@ -210,6 +228,8 @@ def _async_handle_request(orig: Callable[..., Any]) -> Callable[..., Any]:
 
         async def callback(name: str, info: dict[str, Any]) -> None:
             _on_httpcore_event(st, name, info)
+            if "hold_body" in st.flags:
+                await _await_continue(st, st.source["request"])
             if user_cb is not None:
                 await user_cb(name, info)
 
@@ -325,10 +345,16 @@ def _on_httpcore_event(st: TracedRequest, name: str, info: dict[str, Any]) -> No
             st.fire("wrote_header_field", key, [value])
         st.pending_headers = []
         st.fire("wrote_headers")
+        core_request = st.source.get("request")
+        if name.startswith("http11") and _should_wait(st, core_request):
+            st.flags.add("hold_body")
     elif event in ("send_request_headers.failed", "send_request_body.failed"):
         if "wrote_request" not in st.flags:
             st.flags.add("wrote_request")
-            st.fire("wrote_request", WroteRequestInfo(err=info.get("exception")))
+            # A body we withheld (final response before 100 Continue) is not a
+            # failure: Go reports WroteRequest with no error then.
+            err = None if "body_withheld" in st.flags else info.get("exception")
+            st.fire("wrote_request", WroteRequestInfo(err=err))
     elif event == "send_request_body.complete":
         if "wrote_request" not in st.flags:
             st.flags.add("wrote_request")
@@ -348,7 +374,7 @@ def _on_httpcore_event(st: TracedRequest, name: str, info: dict[str, Any]) -> No
 def _request_headers_started(
     st: TracedRequest, name: str, info: dict[str, Any]
 ) -> None:
-    request = info["request"]
+    request = st.source["request"] = info["request"]
     headers: list[tuple[bytes, bytes]] = list(request.headers)
     if name.startswith("http2"):
         # What httpcore's HTTP/2 connection puts on the wire: pseudo-headers first,
@@ -386,7 +412,10 @@ def _got_conn(st: TracedRequest) -> None:
     now = _now()
     inner = getattr(conn.conn, "_connection", None)
     with _lock:
-        reused = conn.served > 0
+        # Go: the first request to take a connection gets reused=False, every later
+        # one True; a connection already open when we bound to it (dialed before
+        # tracing started, say) is reused whatever we counted.
+        reused = "fresh" not in st.flags or conn.served > 0
         was_idle = reused and conn.active == 0
         idle_time = now - conn.idle_since if was_idle and conn.idle_since else 0.0
         conn.served += 1
@@ -465,6 +494,198 @@ def _tls_state(stream: Any) -> TLSConnectionState:
     )
 
 
+# -- the opt-in waiting mode for 100 Continue ---------------------------------------
+
+
+def wait_for_100_continue(timeout: float = 1.0) -> _WaitMode:
+    """Make httpx wait for ``100 Continue`` before sending a body (opt-in).
+
+    **This changes what the client does on the wire** — stock httpx never waits. Use
+    it to test a *server's* ``Expect: 100-continue`` handling with a client that
+    behaves like Go's. Inside the block (sync or async, traced or not), an HTTP/1.1
+    request with ``Expect: 100-continue`` and a body sends its headers, calls
+    ``wait_100_continue``, then holds the body until a ``100`` arrives (body sent), a
+    final response arrives (body never sent, connection closed afterwards), or
+    ``timeout`` seconds pass (body sent, like Go's ``ExpectContinueTimeout``).
+    Per request: ``extensions={"wait_for_100_continue": seconds}``. HTTP/2 requests
+    are not held (their body is sent at once, as stock httpx does).
+
+    Example::
+
+        with wait_for_100_continue(timeout=0.5):
+            client.post(url, content=b"x" * 10_000,
+                        headers={"Expect": "100-continue"})
+    """
+    return _WaitMode(timeout)
+
+
+class _WaitMode:
+    def __init__(self, timeout: float) -> None:
+        if not timeout > 0:
+            raise ValueError(f"timeout must be a positive number of seconds: {timeout}")
+        self._timeout = timeout
+        self._token: contextvars.Token[float | None] | None = None
+
+    def __enter__(self) -> None:
+        from .trace import _acquire_sources
+
+        _acquire_sources()
+        self._token = _WAIT_FOR_CONTINUE.set(self._timeout)
+
+    def __exit__(self, *exc_info: object) -> None:
+        from .trace import _release_sources
+
+        assert self._token is not None
+        _WAIT_FOR_CONTINUE.reset(self._token)
+        self._token = None
+        _release_sources()
+
+    async def __aenter__(self) -> None:
+        self.__enter__()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.__exit__(*exc_info)
+
+
+def set_wait_default(timeout: float | None) -> None:
+    """Process-wide waiting mode (the pytest marker / ini use it); None turns it off."""
+    global _wait_default
+    _wait_default = timeout
+
+
+def _wait_timeout(request: Any) -> float | None:
+    value = request.extensions.get("wait_for_100_continue")
+    if value is True:
+        return 1.0
+    if isinstance(value, (int, float)) and value:
+        return float(value)
+    if value is False:
+        return None
+    timeout = _WAIT_FOR_CONTINUE.get()
+    return timeout if timeout is not None else _wait_default
+
+
+def _should_wait(st: TracedRequest, request: Any) -> bool:
+    if "expect_continue" not in st.flags or _wait_timeout(request) is None:
+        return False
+    for key, value in request.headers:
+        k = key.lower()
+        if k == b"transfer-encoding" or (k == b"content-length" and value != b"0"):
+            return True
+    return False
+
+
+class _ContinueWaiter:
+    """Parses response heads read ahead while the body is held."""
+
+    def __init__(self, st: TracedRequest) -> None:
+        self.st = st
+        self.buffer = b""
+
+    def feed(self, data: bytes) -> str | None:
+        """Take bytes; return "send", "withhold" or None (keep waiting)."""
+        if data and not self.buffer:
+            _first_byte(self.st)
+        self.buffer += data
+        while True:
+            end = self.buffer.find(b"\r\n\r\n")
+            if end < 0:
+                return None
+            head = self.buffer[:end].decode("latin-1").split("\r\n")
+            parts = head[0].split(" ", 2)
+            try:
+                code = int(parts[1])
+                fields = [line.split(":", 1) for line in head[1:]]
+                headers = httpx.Headers([(k.strip(), v.strip()) for k, v in fields])
+            except (IndexError, ValueError):
+                return "send"  # malformed: leave it to h11, which raises clearly
+            if not 100 <= code < 200 or code == 101:
+                return "withhold"
+            self.buffer = self.buffer[end + 4 :]  # h11 never sees this interim head
+            _got_1xx(self.st, code, headers)
+            if code == 100:
+                return "send"
+
+
+def _hold_done(st: TracedRequest, request: Any, stream: Any, waiter: Any) -> None:
+    st.flags.discard("hold_body")
+    if waiter.buffer:
+        _PUSHBACK[stream] = waiter.buffer
+
+
+def _withhold(st: TracedRequest, request: Any, *, is_async: bool) -> None:
+    st.flags.add("body_withheld")
+    error = httpcore.WriteError(
+        "body withheld: the server sent a final response before 100 Continue"
+    )
+
+    def refuse() -> Any:
+        raise error
+        yield b""  # pragma: no cover
+
+    async def arefuse() -> Any:
+        raise error
+        yield b""  # pragma: no cover
+
+    request.stream = arefuse() if is_async else refuse()
+
+
+def _network_stream(st: TracedRequest) -> Any:
+    conn = st.connection
+    inner = getattr(conn.conn, "_connection", None) if conn else None
+    return getattr(inner, "_network_stream", None)
+
+
+def _wait_for_continue(st: TracedRequest, request: Any) -> None:
+    timeout = _wait_timeout(request)
+    stream = _network_stream(st)
+    if stream is None or timeout is None:
+        st.flags.discard("hold_body")
+        return
+    st.fire("wait_100_continue")
+    waiter = _ContinueWaiter(st)
+    deadline = _now() + timeout
+    decision = None
+    try:
+        while decision is None and (remaining := deadline - _now()) > 0:
+            try:
+                data = stream.read(65536, remaining)
+            except httpcore.ReadTimeout:
+                break
+            if not data:
+                break
+            decision = waiter.feed(data)
+    finally:
+        _hold_done(st, request, stream, waiter)
+    if decision == "withhold":
+        _withhold(st, request, is_async=False)
+
+
+async def _await_continue(st: TracedRequest, request: Any) -> None:
+    timeout = _wait_timeout(request)
+    stream = _network_stream(st)
+    if stream is None or timeout is None:
+        st.flags.discard("hold_body")
+        return
+    st.fire("wait_100_continue")
+    waiter = _ContinueWaiter(st)
+    deadline = _now() + timeout
+    decision = None
+    try:
+        while decision is None and (remaining := deadline - _now()) > 0:
+            try:
+                data = await stream.read(65536, remaining)
+            except httpcore.ReadTimeout:
+                break
+            if not data:
+                break
+            decision = waiter.feed(data)
+    finally:
+        _hold_done(st, request, stream, waiter)
+    if decision == "withhold":
+        _withhold(st, request, is_async=True)
+
+
 # -- connections ---------------------------------------------------------------------
 
 
@@ -473,6 +694,10 @@ def _bind_connection(conn: object) -> None:
     if st is not None:
         st.connection = _connection_record(conn)
         st.flags.add("conn_pending")
+        if getattr(conn, "_connection", None) is None:
+            st.flags.add("fresh")
+        else:
+            st.flags.discard("fresh")
 
 
 def _sync_conn_handle_request(orig: Callable[..., Any]) -> Callable[..., Any]:
@@ -637,7 +862,9 @@ def _async_connect_tcp(orig: Callable[..., Any]) -> Callable[..., Any]:
 
 def _sync_read(orig: Callable[..., Any]) -> Callable[..., Any]:
     def read(self: Any, max_bytes: int, timeout: float | None = None) -> bytes:
-        data: bytes = orig(self, max_bytes, timeout)
+        data: bytes = _PUSHBACK.pop(self, b"") if _PUSHBACK else b""
+        if not data:
+            data = orig(self, max_bytes, timeout)
         st = _CURRENT.get()
         if st is not None and data and "await_first_byte" in st.flags:
             _first_byte(st)
@@ -648,7 +875,9 @@ def _sync_read(orig: Callable[..., Any]) -> Callable[..., Any]:
 
 def _async_read(orig: Callable[..., Any]) -> Callable[..., Any]:
     async def read(self: Any, max_bytes: int, timeout: float | None = None) -> bytes:
-        data: bytes = await orig(self, max_bytes, timeout)
+        data: bytes = _PUSHBACK.pop(self, b"") if _PUSHBACK else b""
+        if not data:
+            data = await orig(self, max_bytes, timeout)
         st = _CURRENT.get()
         if st is not None and data and "await_first_byte" in st.flags:
             _first_byte(st)

@@ -17,7 +17,6 @@ Example::
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import dataclasses
 import difflib
@@ -446,6 +445,8 @@ class TracedRequest:
     abort: BaseException | None = None
     """The exception of a ``got_1xx_response`` hook that aborted the request."""
     pending_headers: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+    source: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """Private state of the instrumentation source that traces this request."""
     seq: int = 0
     flags: set[str] = dataclasses.field(default_factory=set)
 
@@ -529,6 +530,9 @@ def dispatching() -> TracedRequest | None:
 
 def current_task_name() -> str | None:
     """The name of the running asyncio task, or None outside one."""
+    asyncio = sys.modules.get("asyncio")  # not imported: no task can be running
+    if asyncio is None:
+        return None
     try:
         task = asyncio.current_task()
     except RuntimeError:
