@@ -1,0 +1,1606 @@
+"""Assertions over recorded hook calls, with failure messages a person can read.
+
+`assert_hook_sequence` matches the hooks of a request against a pattern of hook names,
+`hook(...)` matchers and ``...`` (any run of hooks). The other helpers answer the
+questions a test asks most: which request came first, were two requests in flight
+at once, how many connections were open, was a connection reused, did a hook run
+after the call returned, was a response left open.
+
+Every helper raises a plain `AssertionError` whose text is built here on purpose (it
+does not rely on pytest's assertion rewriting) and hides its own frames from the
+traceback (``__tracebackhide__``). `render_timeline` is the renderer the messages
+use; the plugin's report section uses it too.
+
+Example::
+
+    def test_second_request_reuses_the_connection(httptrace_recorder, httptrace_server):
+        with httptrace_server.client() as client:
+            client.get(httptrace_server.url())
+            client.get(httptrace_server.url())
+        first, second = httptrace_recorder.requests
+        assert_hook_sequence(second, ["get_conn", hook("got_conn", reused=True), ...])
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import EllipsisType
+from typing import Literal, NoReturn, TypeAlias
+
+from .recorder import Event, Recorder, RequestRecord
+from .trace import HOOK_ARGS, HOOK_NAMES, TLSConnectionState, _did_you_mean
+
+__all__ = [
+    "HookMatcher",
+    "PatternItem",
+    "assert_after_return",
+    "assert_concurrent",
+    "assert_connections_opened",
+    "assert_hook_order",
+    "assert_hook_sequence",
+    "assert_max_connections",
+    "assert_new_connection",
+    "assert_no_leaks",
+    "assert_reused",
+    "assert_shared_connection",
+    "find_leaks",
+    "hook",
+    "render_timeline",
+]
+
+#: Hooks compared by `assert_hook_sequence` only when the pattern names them.
+#: ``wrote_header_field`` runs once per request header: a dozen calls that would
+#: otherwise make every pattern spell out the headers.
+OPT_IN_HOOKS: frozenset[str] = frozenset({"wrote_header_field"})
+
+#: Past this many lines, a timeline in a failure message shows the part around the
+#: point of failure (and its first and last lines).
+_MAX_TIMELINE = 40
+#: Past this many ``and:`` lines, a transcript says how many more there were.
+_MAX_AND_LINES = 12
+
+
+# -- hook(): pattern items with argument matchers --------------------------------------
+
+
+class HookMatcher:
+    """One call of hook ``name`` whose arguments satisfy ``matchers``; built by `hook`.
+
+    Each matcher is compared with the recorded argument: a class means "is an
+    instance of", another callable is called with the value and must return
+    something truthy (if it raises, that is a mismatch), anything else is compared
+    with ``==``.
+    """
+
+    __slots__ = ("matchers", "name")
+
+    def __init__(self, name: str, matchers: Mapping[str, object]) -> None:
+        self.name = name
+        self.matchers = dict(matchers)
+
+    def matches(self, event: Event) -> bool:
+        """Whether ``event`` is a call of this hook with matching arguments."""
+        if event.hook != self.name:
+            return False
+        return all(
+            _arg_matches(expected, event.args, arg)
+            for arg, expected in self.matchers.items()
+        )
+
+    def explain(self, event: Event) -> list[str]:
+        """Why ``event`` does not match, one line per argument (empty if it does, or
+        if it is another hook)."""
+        if event.hook != self.name:
+            return []
+        return [
+            _arg_problem(expected, event.args, arg)
+            for arg, expected in self.matchers.items()
+            if not _arg_matches(expected, event.args, arg)
+        ]
+
+    def __repr__(self) -> str:
+        args = "".join(f", {k}={_matcher_text(v)}" for k, v in self.matchers.items())
+        return f"hook({self.name!r}{args})"
+
+
+#: An item of an `assert_hook_sequence` pattern.
+PatternItem: TypeAlias = "str | HookMatcher | EllipsisType"
+
+
+def hook(name: str, **arg_matchers: object) -> HookMatcher:
+    """A pattern item for `assert_hook_sequence`: one call of hook ``name`` whose
+    arguments match ``arg_matchers``.
+
+    Arguments are named as in ``Event.args`` (Go's names in snake_case; info structs
+    are flattened, so ``got_conn`` has ``reused``, ``was_idle``, ``idle_time``). A
+    matcher is a value (compared with ``==``), a class (``isinstance``) or a callable
+    taking the recorded value and returning true if it matches.
+
+    Example::
+
+        assert_hook_sequence(request, [
+            "get_conn",
+            hook("got_conn", reused=True, idle_time=lambda s: s < 5),
+            ...,
+            hook("wrote_request", err=None),
+            ...,
+        ])
+
+    An unknown hook name raises `ValueError` (with a did-you-mean); an argument the
+    hook does not have raises `TypeError` listing the hook's arguments.
+    """
+    __tracebackhide__ = True
+    if name not in HOOK_NAMES:
+        raise ValueError(f"hook(): unknown hook name {name!r}.{_did_you_mean(name)}")
+    allowed = HOOK_ARGS[name]
+    for arg in arg_matchers:
+        if arg not in allowed:
+            if not allowed:
+                raise TypeError(f"hook({name!r}) takes no arguments; got {arg}=...")
+            raise TypeError(
+                f"hook({name!r}) has no argument {arg!r}. {name}'s arguments: "
+                f"{', '.join(allowed)}."
+            )
+    return HookMatcher(name, arg_matchers)
+
+
+def _arg_matches(expected: object, args: Mapping[str, object], arg: str) -> bool:
+    if arg not in args:
+        return False
+    value = args[arg]
+    try:
+        if isinstance(expected, type):
+            return isinstance(value, expected)
+        if callable(expected):
+            return bool(expected(value))
+        return bool(value == expected)
+    except Exception:
+        return False
+
+
+def _arg_problem(expected: object, args: Mapping[str, object], arg: str) -> str:
+    if arg not in args:
+        return f"{arg}: not recorded"
+    value = args[arg]
+    if isinstance(expected, type):
+        return (
+            f"{arg}: expected an instance of {expected.__name__}, got {_short(value)}"
+        )
+    if callable(expected):
+        call = f"{_callable_name(expected)}({_short(value)})"
+        try:
+            result = expected(value)
+        except Exception as exc:
+            return f"{arg}: {call} raised {_short(exc, 60)}"
+        return f"{arg}: {call} returned {_short(result)}"
+    try:
+        equal = bool(value == expected)
+    except Exception as exc:
+        return f"{arg}: comparing with {_short(expected)} raised {_short(exc, 60)}"
+    if equal:  # pragma: no cover - only called for mismatches
+        return f"{arg}: matches"
+    return f"{arg}: expected {_short(expected)}, got {_short(value)}"
+
+
+def _matcher_text(value: object) -> str:
+    if isinstance(value, type):
+        return value.__name__
+    if callable(value):
+        return _callable_name(value)
+    return _short(value, 60)
+
+
+def _callable_name(fn: object) -> str:
+    name = getattr(fn, "__qualname__", None)
+    if isinstance(name, str):
+        return name.rsplit("<locals>.", 1)[-1]
+    return _short(fn, 60)
+
+
+# -- what a helper was given -----------------------------------------------------------
+
+
+Source: TypeAlias = (
+    "RequestRecord | Recorder | Iterable[Event] | Iterable[RequestRecord]"
+)
+
+
+@dataclass
+class _Subject:
+    label: str
+    events: list[Event]
+    multi: bool
+
+
+def _subject(source: object, fn: str) -> _Subject:
+    """The events `assert_hook_sequence` compares, and how to name them."""
+    __tracebackhide__ = True
+    if isinstance(source, Recorder):
+        requests = source.requests
+        if not requests:
+            _fail(_nothing_recorded(source))
+        if len(requests) == 1:
+            source = requests[0]
+        else:
+            return _Subject(
+                f"the {len(requests)} requests of the recorder (all their hooks, "
+                "in time order)",
+                source.events,
+                True,
+            )
+    if isinstance(source, RequestRecord):
+        if not source.events:
+            _fail(f"request {_req(source)} recorded no hook calls.")
+        return _Subject(f"request {_req(source)}", list(source.events), False)
+    items = _items(source, fn)
+    if not items:
+        _fail(_nothing_recorded(None, "the list given is empty"))
+    if all(isinstance(x, RequestRecord) for x in items):
+        requests = [x for x in items if isinstance(x, RequestRecord)]
+        events = _merged_events(requests)
+        if not events:
+            _fail(_nothing_recorded(None, "the requests given have no hook calls"))
+        return _Subject(
+            f"the {len(requests)} requests given (all their hooks, in time order)",
+            events,
+            len(requests) > 1,
+        )
+    for i, x in enumerate(items):
+        if not isinstance(x, Event):
+            raise TypeError(
+                f"{fn}(): item {i} of the source is {_short(x, 60)} "
+                f"({type(x).__name__}); expected Event objects (or RequestRecords)."
+            )
+    events = [x for x in items if isinstance(x, Event)]
+    requests_seen = {id(e.request) for e in events}
+    return _Subject(f"the {len(events)} events given", events, len(requests_seen) > 1)
+
+
+def _items(source: object, fn: str) -> list[object]:
+    if isinstance(source, (str, bytes)) or not isinstance(source, Iterable):
+        raise TypeError(
+            f"{fn}() needs a RequestRecord, a Recorder or a list of events, "
+            f"got {type(source).__name__} {_short(source, 60)}."
+        )
+    return list(source)
+
+
+def _merged_events(requests: Iterable[RequestRecord]) -> list[Event]:
+    events = [e for r in requests for e in r.events]
+    events.sort(key=lambda e: (e.time, e.index))
+    return events
+
+
+def _requests(source: object, fn: str) -> list[RequestRecord]:
+    """The requests a helper looks at: a recorder's (current phase), or those given.
+    Fails if there are none."""
+    __tracebackhide__ = True
+    if isinstance(source, RequestRecord):
+        return [source]
+    if isinstance(source, Recorder):
+        requests = source.requests
+        if not requests:
+            _fail(_nothing_recorded(source))
+        return requests
+    items = _items(source, fn)
+    for i, x in enumerate(items):
+        if not isinstance(x, RequestRecord):
+            raise TypeError(
+                f"{fn}(): item {i} is {_short(x, 60)} ({type(x).__name__}); "
+                "expected a Recorder or RequestRecords."
+            )
+    if not items:
+        _fail(_nothing_recorded(None, "the list of requests given is empty"))
+    return [x for x in items if isinstance(x, RequestRecord)]
+
+
+def _one_request(source: object, fn: str) -> RequestRecord:
+    if not isinstance(source, RequestRecord):
+        raise TypeError(
+            f"{fn}() takes one request (a RequestRecord, e.g. "
+            f"httptrace_recorder.requests[0]), got {type(source).__name__}."
+        )
+    return source
+
+
+def _nothing_recorded(recorder: Recorder | None, detail: str | None = None) -> str:
+    lines = [
+        "no httpx request was recorded"
+        + (f" ({detail})." if detail else ".")
+        + " Likely causes:",
+        "  - the request ran in a thread that does not see the trace: "
+        "with_client_trace() follows the context (run the thread's target in "
+        "contextvars.copy_context(), or use the httptrace_recorder fixture, which "
+        "records every thread);",
+        "  - the client is not httpx (requests, urllib3 and aiohttp are not "
+        "instrumented);",
+        "  - the plugin is disabled or the instrumentation is not installed (with "
+        "PYTEST_DISABLE_PLUGIN_AUTOLOAD=1, run pytest with -p httptrace), or the "
+        "recorder was not recording (Recorder.start() ... stop()).",
+    ]
+    if recorder is not None:
+        phases: dict[str, int] = {}
+        for r in recorder.all_requests:
+            phases[r.phase] = phases.get(r.phase, 0) + 1
+        others = [f"{n} in {p}" for p, n in phases.items() if p != recorder.phase]
+        if others:
+            lines.append(
+                f"Requests were recorded in other phases ({', '.join(others)}): "
+                "see recorder.get_records(phase)."
+            )
+    return "\n".join(lines)
+
+
+def _fail(message: str) -> NoReturn:
+    __tracebackhide__ = True
+    raise AssertionError(message)
+
+
+# -- the pattern matcher ---------------------------------------------------------------
+
+
+@dataclass
+class _Row:
+    """One line of a transcript: what was compared with what."""
+
+    label: str
+    expected: str
+    recorded: str
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Outcome:
+    ok: bool
+    rows: list[_Row] = field(default_factory=list)
+    comparisons: int = 0
+    summary: str = ""
+    diverged: str = ""
+    remains: list[PatternItem] = field(default_factory=list)
+    hints: list[str] = field(default_factory=list)
+    focus: int | None = None
+
+
+def _item_text(item: PatternItem) -> str:
+    return "..." if item is ... else repr(item)
+
+
+def _match(
+    pattern: Sequence[PatternItem],
+    events: Sequence[Event],
+    describe: Callable[[int, bool], str] | None = None,
+) -> _Outcome:
+    """Match ``events`` against ``pattern`` and log a transcript of the comparisons.
+
+    The pattern is a glob: ``...`` is any run of events, every other item exactly one
+    event, and it is anchored at both ends. The runs of items between ``...`` are
+    placed at their earliest possible position, which is complete for globs (if any
+    match exists, this one does); the run after the last ``...`` sits at the very end
+    when the pattern does not end with ``...``. That makes at most about
+    ``len(events) * len(pattern)`` item comparisons (counted in the outcome), with
+    no backtracking. ``describe(pos, full)`` names the event at ``pos`` for the
+    transcript, with its arguments when ``full``.
+    """
+    n = len(events)
+    out = _Outcome(ok=False)
+    text = describe or (lambda pos, full: f"[{pos}] {events[pos].hook}")
+
+    def same(i: int, pos: int) -> bool:
+        out.comparisons += 1
+        item = pattern[i]
+        if type(item) is str:
+            return events[pos].hook == item
+        assert isinstance(item, HookMatcher)
+        return item.matches(events[pos])
+
+    def notes(i: int, pos: int) -> list[str]:
+        item = pattern[i]
+        return item.explain(events[pos]) if isinstance(item, HookMatcher) else []
+
+    def matched(i: int, pos: int) -> None:
+        out.rows.append(_Row("matched:", _item_text(pattern[i]), text(pos, True)))
+
+    def skipped(start: int, stop: int) -> None:
+        if stop <= start:
+            recorded = "(no hooks)"
+        elif stop - start == 1:
+            recorded = text(start, False)
+        else:
+            recorded = (
+                f"{text(start, False)} .. {text(stop - 1, False)} "
+                f"({stop - start} hooks)"
+            )
+        out.rows.append(_Row("skipped:", "...", recorded))
+
+    def and_rows(i: int | None, start: int) -> None:
+        """``and:`` lines for the events from ``start`` on (pytester's style)."""
+        shown = min(n, start + _MAX_AND_LINES)
+        for pos in range(start, shown):
+            why = [] if i is None else notes(i, pos)
+            out.rows.append(_Row("and:", "", text(pos, True), why))
+        if shown < n:
+            rest = f"... {n - shown} more, up to {text(n - 1, False)}"
+            out.rows.append(_Row("and:", "", rest))
+
+    def diverge(i: int, pos: int) -> None:
+        """Item ``pattern[i]`` did not match the event at ``pos`` (or there is none)."""
+        out.remains = list(pattern[i:])
+        expected = _item_text(pattern[i])
+        if pos >= n:
+            out.rows.append(_Row("nomatch:", expected, "(end of the recording)"))
+            out.summary = f"the recording ended after {n} hooks"
+            out.diverged = (
+                f"diverged at the end of the recording: expected {expected} after "
+                f"{text(n - 1, False)}"
+            )
+            out.focus = n - 1
+            return
+        out.rows.append(_Row("nomatch:", expected, text(pos, True), notes(i, pos)))
+        out.summary = f"diverged at {text(pos, False)}"
+        out.diverged = f"diverged at {text(pos, False)}: expected {expected}"
+        out.focus = pos
+
+    def compare_at(segment: list[int], start: int, *, hint: bool = False) -> bool:
+        for j, i in enumerate(segment):
+            pos = start + j
+            if pos >= n or not same(i, pos):
+                diverge(i, pos)
+                if hint and pos < n:
+                    hint_later(i, pos)
+                return False
+            matched(i, pos)
+        return True
+
+    def search(segment: list[int], start: int) -> tuple[int | None, int, int]:
+        """Earliest position of ``segment`` from ``start``; else the closest attempt
+        (its position, how many leading items matched there)."""
+        best_pos, best_len = start, 0
+        for q in range(start, n):
+            j = 0
+            while j < len(segment) and q + j < n and same(segment[j], q + j):
+                j += 1
+            if j == len(segment):
+                return q, 0, 0
+            if j > best_len:
+                best_pos, best_len = q, j
+        return None, best_pos, best_len
+
+    def names(segment: list[int]) -> str:
+        return ", ".join(_item_text(pattern[i]) for i in segment)
+
+    def hint_later(i: int, pos: int) -> None:
+        """After an anchored mismatch: the item would match further on."""
+        later = next((q for q in range(pos + 1, n) if same(i, q)), None)
+        if later is not None:
+            out.hints.append(
+                f"{_item_text(pattern[i])} matches {text(later, False)}; to skip the "
+                f"{later - pos} hook{'s' if later - pos != 1 else ''} before it, put "
+                "... in front of it in the pattern."
+            )
+
+    # The runs of items between `...` (as indices into the pattern).
+    segments: list[list[int]] = []
+    current: list[int] = []
+    for i, item in enumerate(pattern):
+        if item is ...:
+            if current:
+                segments.append(current)
+            current = []
+        else:
+            current.append(i)
+    if current:
+        segments.append(current)
+    leading = bool(pattern) and pattern[0] is ...
+    trailing = bool(pattern) and pattern[-1] is ...
+
+    if not pattern:
+        if n == 0:
+            out.ok = True
+            return out
+        out.rows.append(_Row("nomatch:", "(empty pattern)", text(0, True)))
+        and_rows(None, 1)
+        out.summary = "the pattern is empty"
+        out.diverged = f"diverged at {text(0, False)}: the pattern is empty"
+        out.focus = 0
+        return out
+
+    p = 0  # the first event not consumed yet
+    for s, segment in enumerate(segments):
+        first = s == 0 and not leading
+        last = s == len(segments) - 1 and not trailing
+        if first:
+            if not compare_at(segment, 0, hint=True):
+                return out
+            p = len(segment)
+            if last and p < n:
+                out.rows.append(_Row("nomatch:", "(end of the pattern)", text(p, True)))
+                and_rows(None, p + 1)
+                extra = n - p
+                hooks = f"{extra} more hook{'s' if extra != 1 else ''}"
+                out.summary = f"{hooks} than the pattern"
+                out.diverged = (
+                    f"diverged at {text(p, False)}: the pattern ended, but {hooks} "
+                    f"{'were' if extra != 1 else 'was'} recorded"
+                )
+                out.hints.append("end the pattern with ... to allow hooks after it.")
+                out.focus = p
+                return out
+        elif last:
+            q = max(p, n - len(segment))
+            skipped(p, q)
+            if not compare_at(segment, q):
+                found, _, _ = search(segment, p)
+                if found is not None:
+                    after = n - found - len(segment)
+                    out.hints.append(
+                        f"{names(segment)} matches at [{found}], but the pattern "
+                        f"must end with the last hooks recorded and {after} came "
+                        "after it: end the pattern with ... to allow them."
+                    )
+                return out
+            p = n
+        else:
+            found, best_pos, best_len = search(segment, p)
+            if found is not None:
+                skipped(p, found)
+                for j, i in enumerate(segment):
+                    matched(i, found + j)
+                p = found + len(segment)
+                continue
+            if best_len == 0:
+                i = segment[0]
+                diverge(i, p)
+                if p < n:
+                    searched = f"no hook from [{p}] on matches {_item_text(pattern[i])}"
+                    out.summary, out.diverged = searched, f"diverged: {searched}"
+                    and_rows(i, p + 1)
+                return out
+            skipped(p, best_pos)
+            for j in range(best_len):
+                matched(segment[j], best_pos + j)
+            diverge(segment[best_len], best_pos + best_len)
+            out.hints.append(
+                f"no position from [{p}] on matches {names(segment)} in a row; the "
+                "closest attempt is shown."
+            )
+            return out
+    if trailing:
+        skipped(p, n)
+    out.ok = True
+    return out
+
+
+def _check_pattern(expected: object) -> list[PatternItem]:
+    __tracebackhide__ = True
+    if isinstance(expected, (str, bytes)) or not isinstance(expected, Sequence):
+        raise TypeError(
+            "assert_hook_sequence(): expected must be a list of hook names, hook(...) "
+            f"and ..., got {type(expected).__name__} {_short(expected, 60)}."
+        )
+    items: list[PatternItem] = []
+    for i, item in enumerate(expected):
+        if isinstance(item, str):
+            if item not in HOOK_NAMES:
+                raise ValueError(
+                    f"assert_hook_sequence(): item {i} of the pattern, {item!r}, is "
+                    f"not a hook name.{_did_you_mean(item)}"
+                )
+            items.append(item)
+        elif isinstance(item, HookMatcher) or item is ...:
+            items.append(item)
+        else:
+            raise TypeError(
+                f"assert_hook_sequence(): item {i} of the pattern is "
+                f"{_short(item, 60)} ({type(item).__name__}); expected a hook name "
+                "(str), hook(...) or ... (Ellipsis)."
+            )
+    return items
+
+
+def _names(pattern: Iterable[PatternItem]) -> set[str]:
+    names: set[str] = set()
+    for item in pattern:
+        if isinstance(item, str):
+            names.add(item)
+        elif isinstance(item, HookMatcher):
+            names.add(item.name)
+    return names
+
+
+def assert_hook_sequence(source: Source, expected: Sequence[PatternItem]) -> None:
+    """Assert that the hooks recorded match ``expected``, a glob over hook calls.
+
+    ``source`` is a `RequestRecord`, a `Recorder` (its one request; with several,
+    all events of the current phase in time order, requests interleaved) or a list
+    of events (compared in the order given). ``expected`` is a list of:
+
+    - a hook name: one call of that hook;
+    - ``hook(name, **matchers)``: one call of that hook with matching arguments;
+    - ``...``: any run of hook calls, possibly none.
+
+    The pattern is anchored: without a leading (trailing) ``...`` it must match from
+    the first (to the last) hook. ``wrote_header_field`` calls are left out unless the
+    pattern names that hook, so patterns do not spell out every request header.
+
+    Example::
+
+        first, second = httptrace_recorder.requests
+        assert_hook_sequence(first, [
+            "get_conn", "dns_start", "dns_done", ..., hook("got_conn", reused=False),
+            "wrote_headers", "wrote_request", "got_first_response_byte", ...,
+        ])
+        assert_hook_sequence(second, ["get_conn", hook("got_conn", reused=True), ...])
+
+    On failure the message is a transcript in the style of pytester's
+    ``fnmatch_lines`` (what matched, where it diverged, what remains unmatched),
+    followed by a timeline of the recorded hooks. An unknown hook name raises
+    `ValueError`, an item that is not a pattern item `TypeError`.
+    """
+    __tracebackhide__ = True
+    pattern = _check_pattern(expected)
+    subject = _subject(source, "assert_hook_sequence")
+    skip = OPT_IN_HOOKS - _names(pattern)
+    compared = [e for e in subject.events if e.hook not in skip]
+    positions = {e: pos for pos, e in enumerate(compared)}
+
+    def describe(pos: int, full: bool) -> str:
+        event = compared[pos]
+        if full:
+            return f"[{pos}] {_event_text(event, with_request=subject.multi)}"
+        who = f"#{event.request.id} " if subject.multi and event.request else ""
+        return f"[{pos}] {who}{event.hook}"
+
+    outcome = _match(pattern, compared, describe)
+    if outcome.ok:
+        return
+    lines = [f"hooks of {subject.label} do not match the pattern ({outcome.summary}):"]
+    lines += _render_rows(outcome.rows)
+    lines.append(outcome.diverged)
+    if outcome.remains:
+        remains = ", ".join(_item_text(item) for item in outcome.remains)
+        lines.append(f"remains unmatched: {remains}")
+    lines += [f"hint: {h}" for h in outcome.hints]
+    left_out = len(subject.events) - len(compared)
+    if left_out:
+        lines.append(
+            f"(not compared: {left_out} wrote_header_field calls; a pattern that "
+            "names wrote_header_field compares them)"
+        )
+    focus = compared[outcome.focus] if outcome.focus is not None and compared else None
+    lines.append("")
+    lines += _timeline(subject.events, positions=positions, focus=focus)
+    _fail("\n".join(lines))
+
+
+def _render_rows(rows: Sequence[_Row]) -> list[str]:
+    width = min(max((len(r.expected) for r in rows), default=0), 44)
+    lines = []
+    indent = " " * (2 + 8 + 1 + width + 2 + 4)
+    for r in rows:
+        lines.append(f"  {r.label:>8} {r.expected:<{width}}  {r.recorded}".rstrip())
+        lines += [indent + note for note in r.notes]
+    return lines
+
+
+# -- order, concurrency, connections ---------------------------------------------------
+
+
+def _hook_events(request: RequestRecord, which: str | HookMatcher) -> list[Event]:
+    if isinstance(which, HookMatcher):
+        return [e for e in request.events if which.matches(e)]
+    return [e for e in request.events if e.hook == which]
+
+
+def _check_hook(which: object, fn: str) -> str | HookMatcher:
+    if isinstance(which, HookMatcher):
+        return which
+    if not isinstance(which, str):
+        raise TypeError(
+            f"{fn}(): expected a hook name or hook(...), got {type(which).__name__}."
+        )
+    if which not in HOOK_NAMES:
+        raise ValueError(f"{fn}(): unknown hook name {which!r}.{_did_you_mean(which)}")
+    return which
+
+
+#: Why a hook may be missing from a request, for "has no ... call" messages.
+_MISSING_HINTS = {
+    "put_idle_conn": "put_idle_conn runs only when an HTTP/1.1 connection goes back "
+    "to the idle pool: not for HTTP/2, not after `Connection: close`, and for a "
+    "streamed response only once it was read or closed.",
+    "dns_start": "DNS hooks run only when a new connection is dialed to a host name "
+    "(not an IP address).",
+    "connect_start": "connect hooks run only when a new connection is dialed.",
+    "tls_handshake_start": "TLS hooks run only when a new https connection is dialed.",
+    "got_100_continue": "got_100_continue runs only for a request sent with "
+    "`Expect: 100-continue` whose server answered 100 Continue.",
+}
+
+
+def _missing(request: RequestRecord, which: str | HookMatcher) -> str:
+    name = which if isinstance(which, str) else which.name
+    what = which if isinstance(which, str) else repr(which)
+    hooks = ", ".join(_dedup_hooks(request.hooks)) or "none"
+    text = f"request {_req(request)} has no {what} call; its hooks: {hooks}."
+    if name in _MISSING_HINTS:
+        text += f"\nhint: {_MISSING_HINTS[name]}"
+    return text
+
+
+def _dedup_hooks(hooks: Sequence[str]) -> list[str]:
+    """Hook names with runs of one name folded (``wrote_header_field x7``)."""
+    out: list[str] = []
+    i = 0
+    while i < len(hooks):
+        j = i
+        while j < len(hooks) and hooks[j] == hooks[i]:
+            j += 1
+        out.append(hooks[i] if j - i == 1 else f"{hooks[i]} x{j - i}")
+        i = j
+    return out
+
+
+def _key(event: Event) -> tuple[float, int]:
+    return (event.time, event.index)
+
+
+def assert_hook_order(
+    first: RequestRecord,
+    first_hook: str | HookMatcher,
+    second: RequestRecord,
+    second_hook: str | HookMatcher,
+) -> None:
+    """Assert that ``second``'s ``second_hook`` came after ``first``'s ``first_hook``.
+
+    Precisely: the first call of ``second_hook`` in ``second`` came after the last
+    call of ``first_hook`` in ``first`` (by time, then by recording order). Either
+    hook may be a `hook` matcher; both requests may be the same.
+
+    Example: request B waited for the connection request A put back::
+
+        a, b = httptrace_recorder.requests
+        assert_hook_order(a, "put_idle_conn", b, "get_conn")
+        assert_reused(b)
+    """
+    __tracebackhide__ = True
+    first = _one_request(first, "assert_hook_order")
+    second = _one_request(second, "assert_hook_order")
+    first_hook = _check_hook(first_hook, "assert_hook_order")
+    second_hook = _check_hook(second_hook, "assert_hook_order")
+    before = _hook_events(first, first_hook)
+    if not before:
+        _fail(_missing(first, first_hook))
+    after = _hook_events(second, second_hook)
+    if not after:
+        _fail(_missing(second, second_hook))
+    a, b = max(before, key=_key), min(after, key=_key)
+    if _key(a) < _key(b):
+        return
+    involved = [first] if first is second else [first, second]
+    t0 = min(e.time for r in involved for e in r.events)
+    a_name, b_name = _hook_label(first_hook), _hook_label(second_hook)
+    gap = (a.time - b.time) * 1000
+    rows = [
+        (f"#{first.id}", a_name, _ms(a.time, t0)),
+        (f"#{second.id}", b_name, _ms(b.time, t0)),
+    ]
+    width = max(len(r[1]) for r in rows)
+    lines = [
+        f"request #{second.id}'s {b_name} came before request #{first.id}'s "
+        f"{a_name}, expected after it:",
+        *(f"  {rid} {name:<{width}}  at {when}" for rid, name, when in rows),
+        f"  ({gap:.3f} ms earlier)" if gap else "  (at the same time)",
+    ]
+    if len(before) > 1:
+        lines.append(
+            f"  ({first_hook!r} was called {len(before)} times; the last one counts)"
+        )
+    lines.append("")
+    lines += _timeline(_merged_events(involved))
+    _fail("\n".join(lines))
+
+
+def _hook_label(which: str | HookMatcher) -> str:
+    return which if isinstance(which, str) else repr(which)
+
+
+def _interval(request: RequestRecord) -> tuple[float, float]:
+    """When a request was in flight: from its first hook call to the latest of its
+    last hook call, its return and its close."""
+    times = [e.time for e in request.events]
+    start = min(times)
+    ends = [max(times)]
+    for t in (request.returned_at, request.closed_at):
+        if t is not None:
+            ends.append(t)
+    return start, max(ends)
+
+
+def assert_concurrent(a: RequestRecord, b: RequestRecord) -> None:
+    """Assert that requests ``a`` and ``b`` were in flight at the same time.
+
+    A request is in flight from its first hook call (``get_conn``) to the latest of
+    its last hook call, the return of the call that made it and the close of its
+    response; the two intervals must overlap (touching is not overlapping).
+
+    Example::
+
+        with ThreadPoolExecutor() as pool:
+            list(pool.map(client.get, [url_a, url_b]))
+        a, b = httptrace_recorder.requests
+        assert_concurrent(a, b)
+    """
+    __tracebackhide__ = True
+    a = _one_request(a, "assert_concurrent")
+    b = _one_request(b, "assert_concurrent")
+    for r in (a, b):
+        if not r.events:
+            _fail(f"request {_req(r)} recorded no hook calls.")
+    (a0, a1), (b0, b1) = _interval(a), _interval(b)
+    if a0 < b1 and b0 < a1:
+        return
+    early, late = (a, b) if a0 <= b0 else (b, a)
+    (e0, e1), (l0, l1) = _interval(early), _interval(late)
+    t0 = e0
+    lines = [
+        f"requests #{a.id} and #{b.id} were not in flight at the same time:",
+        f"  {_req(early)}  from {_ms(e0, t0)} to {_ms(e1, t0)}",
+        f"  {_req(late)}  from {_ms(l0, t0)} to {_ms(l1, t0)}",
+        f"  (#{late.id} started {(l0 - e1) * 1000:.3f} ms after #{early.id} ended)",
+        "hint: requests made one after the other never overlap; start them from "
+        "threads or asyncio tasks (asyncio.gather) to make them concurrent.",
+        "",
+        *_timeline(_merged_events([early, late])),
+    ]
+    _fail("\n".join(lines))
+
+
+@dataclass
+class _Conn:
+    """A connection as the helpers see it: a ConnectionRecord, or when the source
+    did not give one, the ``conn`` object of ``got_conn``."""
+
+    label: str
+    requests: list[RequestRecord] = field(default_factory=list)
+    dialer: RequestRecord | None = None
+    opened_at: float | None = None
+    closed_at: float | None = None
+
+
+def _got_conn(request: RequestRecord) -> Event | None:
+    for e in request.events:
+        if e.hook == "got_conn":
+            return e
+    return None
+
+
+def _conn_label(request: RequestRecord) -> str:
+    if request.connection is not None:
+        return f"c{request.connection.id}"
+    return "-"
+
+
+def _connections(requests: Iterable[RequestRecord]) -> dict[object, _Conn]:
+    conns: dict[object, _Conn] = {}
+    for r in requests:
+        got = _got_conn(r)
+        if got is None:
+            continue
+        key: object
+        if r.connection is not None:
+            key, label = ("record", r.connection.id), f"c{r.connection.id}"
+        else:
+            obj = got.args.get("conn")
+            key = ("object", id(obj)) if obj is not None else ("request", r.id)
+            label = f"the connection of #{r.id}"
+        conn = conns.get(key)
+        if conn is None:
+            conn = conns[key] = _Conn(label=label)
+            if r.connection is not None:
+                conn.opened_at = r.connection.opened_at
+                conn.closed_at = r.connection.closed_at
+        conn.requests.append(r)
+        if not got.args.get("reused") and conn.dialer is None:
+            conn.dialer = r
+        if conn.opened_at is None or got.time < conn.opened_at:
+            conn.opened_at = got.time
+    return conns
+
+
+def _release(request: RequestRecord) -> float:
+    """When a request gave its connection back: its response's close, else its
+    put_idle_conn; if it leaked, never; if it failed, its last hook call."""
+    if request.closed_at is not None:
+        return request.closed_at
+    for e in request.events:
+        if e.hook == "put_idle_conn":
+            return e.time
+    if _is_leak(request):
+        return math.inf
+    return max(e.time for e in request.events)
+
+
+def assert_max_connections(
+    recorder: Recorder | Iterable[RequestRecord],
+    n: int,
+    *,
+    state: Literal["open", "in_use"] = "open",
+) -> None:
+    """Assert that at most ``n`` connections were open (or in use) at any moment.
+
+    ``state="open"`` (default): a connection is open from the first ``got_conn`` of a
+    request that used it (or from when it was dialed, if earlier) until it was
+    closed; a connection still open when the recording ends counts to the end.
+
+    ``state="in_use"``: a connection is in use while at least one request holds it:
+    from that request's ``got_conn`` until its response was closed (or
+    ``put_idle_conn``); a response never closed holds it to the end. Several HTTP/2
+    requests on one connection count once.
+
+    Example::
+
+        limits = httpx.Limits(max_connections=4)
+        with httptrace_server.client(limits=limits) as client:
+            with ThreadPoolExecutor(16) as pool:
+                list(pool.map(client.get, urls))
+        assert_max_connections(httptrace_recorder, 4, state="in_use")
+    """
+    __tracebackhide__ = True
+    if state not in ("open", "in_use"):
+        raise ValueError(f"state must be 'open' or 'in_use', not {state!r}")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise ValueError(f"n must be a non-negative int, not {n!r}")
+    requests = _requests(recorder, "assert_max_connections")
+    conns = _connections(requests)
+    spans: list[tuple[float, float, object, RequestRecord | None]] = []
+    for key, conn in conns.items():
+        if state == "open":
+            assert conn.opened_at is not None
+            end = conn.closed_at if conn.closed_at is not None else math.inf
+            spans.append((conn.opened_at, end, key, None))
+        else:
+            for r in conn.requests:
+                got = _got_conn(r)
+                assert got is not None
+                spans.append((got.time, _release(r), key, r))
+    # Sweep; at equal times releases come first (touching spans do not overlap).
+    points = sorted(
+        [(s, 1, i) for i, (s, _, _, _) in enumerate(spans)]
+        + [(e, 0, i) for i, (_, e, _, _) in enumerate(spans)]
+    )
+    active: dict[int, None] = {}
+    peak: tuple[int, float, list[int]] = (0, 0.0, [])
+    for t, is_start, i in points:
+        if is_start:
+            active[i] = None
+            count = len({spans[j][2] for j in active})
+            if count > peak[0]:
+                peak = (count, t, list(active))
+        else:
+            active.pop(i, None)
+    if peak[0] <= n:
+        return
+    count, when, members = peak
+    t0 = min(e.time for r in requests for e in r.events)
+    word = "open" if state == "open" else "in use"
+    plural = "connection" if n == 1 else "connections"
+    lines = [
+        f"expected at most {n} {plural} {word} at once, {count} were {word} at "
+        f"{_ms(when, t0)}:"
+    ]
+    keys = list(conns)
+    for i in sorted(members, key=lambda j: (keys.index(spans[j][2]), spans[j][0])):
+        start, end, key, holder = spans[i]
+        conn = conns[key]
+        until = (
+            f" to {_ms(end, t0)}"
+            if end != math.inf
+            else ", never " + ("closed" if state == "open" else "released")
+        )
+        if state == "open":
+            by = conn.dialer or conn.requests[0]
+            verb = "opened by" if conn.dialer is not None else "first used by"
+            lines.append(
+                f"  {conn.label}  {verb} {_req(by)}, from {_ms(start, t0)}{until}"
+            )
+        else:
+            assert holder is not None
+            by_text = f"in use by {_req(holder)}"
+            lines.append(f"  {conn.label}  {by_text}, from {_ms(start, t0)}{until}")
+    if state == "open":
+        lines.append(
+            "(a connection counts as open from its first got_conn until it is closed; "
+            "state='in_use' counts connections held by a request)"
+        )
+    else:
+        lines.append(
+            "(a connection counts as in use from a request's got_conn until its "
+            "response is closed)"
+        )
+    lines.append(
+        "hint: is the pool limited (httpx.Limits(max_connections=...))? is one client "
+        "shared by the requests? are responses closed before the next request?"
+    )
+    _fail("\n".join(lines))
+
+
+def assert_shared_connection(a: RequestRecord, b: RequestRecord) -> None:
+    """Assert that requests ``a`` and ``b`` were served by the same connection.
+
+    True for a connection reused one request after the other, and for HTTP/2
+    requests multiplexed on one connection (combine with `assert_concurrent` to
+    require that they were in flight at once).
+
+    Example::
+
+        async with httptrace_server.async_client(http2=True) as client:
+            await asyncio.gather(client.get(url_a), client.get(url_b))
+        a, b = httptrace_recorder.requests
+        assert_concurrent(a, b)
+        assert_shared_connection(a, b)
+    """
+    __tracebackhide__ = True
+    a = _one_request(a, "assert_shared_connection")
+    b = _one_request(b, "assert_shared_connection")
+    for r in (a, b):
+        if _got_conn(r) is None:
+            _fail(_no_connection(r))
+    conns = _connections([a, b])
+    if len(conns) == 1:
+        return
+    ca, cb = (next(c for c in conns.values() if r in c.requests) for r in (a, b))
+    lines = [
+        f"requests #{a.id} and #{b.id} did not share a connection: "
+        f"#{a.id} used {ca.label}, #{b.id} used {cb.label}:",
+    ]
+    for r in (a, b):
+        lines.append(f"  {_req(r)}  {_conn_text(r)}")
+    lines += [
+        "hint: an HTTP/1.1 connection serves one request at a time, so concurrent "
+        "requests get connections of their own; HTTP/2 multiplexes them on one "
+        "connection (httpx.Client(http2=True), and a server that speaks h2). "
+        "Requests from different clients never share a connection.",
+        "",
+        *_timeline(_merged_events([a, b])),
+    ]
+    _fail("\n".join(lines))
+
+
+def _conn_text(request: RequestRecord) -> str:
+    got = _got_conn(request)
+    if got is None:
+        return "no connection"
+    parts = [_conn_label(request) if request.connection is not None else "connection"]
+    conn = request.connection
+    if conn is not None and conn.protocol:
+        parts.append(conn.protocol)
+    parts.append("reused" if got.args.get("reused") else "new")
+    return " ".join(parts)
+
+
+def _no_connection(request: RequestRecord) -> str:
+    text = f"request {_req(request)} never got a connection (no got_conn call)"
+    if request.error is not None:
+        text += f"; it failed with {_short(request.error, 80)}"
+    hooks = ", ".join(_dedup_hooks(request.hooks)) or "none"
+    return f"{text}.\nits hooks: {hooks}"
+
+
+def assert_reused(request: RequestRecord) -> None:
+    """Assert that ``request`` got a reused connection (``got_conn`` with
+    ``reused=True``).
+
+    Example::
+
+        with httptrace_server.client() as client:
+            client.get(httptrace_server.url())
+            client.get(httptrace_server.url())
+        first, second = httptrace_recorder.requests
+        assert_new_connection(first)
+        assert_reused(second)
+    """
+    __tracebackhide__ = True
+    request = _one_request(request, "assert_reused")
+    got = _got_conn(request)
+    if got is None:
+        _fail(_no_connection(request))
+    if got.args.get("reused"):
+        return
+    lines = [
+        f"request {_req(request)} got a new connection ({_conn_text(request)}), "
+        "expected a reused one:",
+        f"  {_event_text(got)}",
+        "hint: a connection is reused only by the same client (share one client, do "
+        "not create one per request), once the previous response was read or closed "
+        "(HTTP/1.1), and while the server keeps it alive (no `Connection: close`, "
+        "keep-alive timeout not expired).",
+        "",
+        *_timeline(request.events),
+    ]
+    _fail("\n".join(lines))
+
+
+def assert_new_connection(request: RequestRecord) -> None:
+    """Assert that ``request`` got a new connection (``got_conn`` with
+    ``reused=False``): it was dialed for this request.
+
+    Example::
+
+        first = httptrace_recorder.requests[0]
+        assert_new_connection(first)
+        assert_hook_sequence(first, [..., "tls_handshake_done", "got_conn", ...])
+    """
+    __tracebackhide__ = True
+    request = _one_request(request, "assert_new_connection")
+    got = _got_conn(request)
+    if got is None:
+        _fail(_no_connection(request))
+    if not got.args.get("reused"):
+        return
+    idle = ""
+    if got.args.get("was_idle"):
+        idle = f", idle for {float(got.args.get('idle_time') or 0.0) * 1000:.3f} ms"
+    lines = [
+        f"request {_req(request)} reused a connection ({_conn_text(request)}{idle}), "
+        "expected a new one:",
+        f"  {_event_text(got)}",
+        "hint: requests of one client reuse its pooled connections; a new connection "
+        "needs a new client, a closed pool (client.close()), or a server that closed "
+        "the previous one (`Connection: close`).",
+        "",
+        *_timeline(request.events),
+    ]
+    _fail("\n".join(lines))
+
+
+def assert_connections_opened(
+    recorder: Recorder | Iterable[RequestRecord], n: int
+) -> None:
+    """Assert that exactly ``n`` connections were dialed: ``n`` ``got_conn`` calls
+    with ``reused=False`` among the requests (of the recorder's current phase).
+
+    Example::
+
+        with httptrace_server.client() as client:
+            for _ in range(10):
+                client.get(httptrace_server.url())
+        assert_connections_opened(httptrace_recorder, 1)
+    """
+    __tracebackhide__ = True
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise ValueError(f"n must be a non-negative int, not {n!r}")
+    requests = _requests(recorder, "assert_connections_opened")
+    new = [
+        r
+        for r in requests
+        if (g := _got_conn(r)) is not None and not g.args.get("reused")
+    ]
+    if len(new) == n:
+        return
+    reused = [
+        r for r in requests if (g := _got_conn(r)) is not None and g.args.get("reused")
+    ]
+    none = [r for r in requests if _got_conn(r) is None]
+    plural = "connection" if n == 1 else "connections"
+    lines = [
+        f"expected exactly {n} {plural} to be opened, {len(new)} "
+        f"{'was' if len(new) == 1 else 'were'}:"
+    ]
+    lines += [f"  {_conn_label(r)}  opened by {_req(r)}{_at(r)}" for r in new]
+    if reused:
+        lines.append(
+            "reused: "
+            + ", ".join(f"#{r.id} ({_conn_label(r)})" for r in reused[:20])
+            + (f", ... {len(reused) - 20} more" if len(reused) > 20 else "")
+        )
+    if none:
+        lines.append("no connection: " + ", ".join(f"#{r.id}" for r in none[:20]))
+    if len(new) > n:
+        lines.append(
+            "hint: more connections than expected: is one client shared (not one per "
+            "request)? was each response read or closed before the next request? did "
+            "the server close connections (`Connection: close`)?"
+        )
+    else:
+        lines.append(
+            "hint: fewer connections than expected: requests of one client reuse its "
+            "pooled connections, and HTTP/2 multiplexes concurrent requests on one."
+        )
+    _fail("\n".join(lines))
+
+
+def assert_after_return(request: RequestRecord, hook_name: str | HookMatcher) -> None:
+    """Assert that ``hook_name`` ran for ``request`` after the call that made the
+    request had returned (or raised): at least one such call has
+    ``Event.after_return`` set.
+
+    Example: a streamed response gives its connection back when it is closed, after
+    ``client.stream(...)`` returned::
+
+        with client.stream("GET", url) as response:
+            response.read()
+        assert_after_return(httptrace_recorder.requests[0], "put_idle_conn")
+    """
+    __tracebackhide__ = True
+    request = _one_request(request, "assert_after_return")
+    which = _check_hook(hook_name, "assert_after_return")
+    calls = _hook_events(request, which)
+    if not calls:
+        _fail(_missing(request, which))
+    if any(e.after_return for e in calls):
+        return
+    t0 = min(e.time for e in request.events)
+    label = _hook_label(which)
+    when = ", ".join(_ms(e.time, t0) for e in calls)
+    returned = (
+        f"the call returned at {_ms(request.returned_at, t0)}"
+        if request.returned_at is not None
+        else "the call had not returned when the recording ended"
+    )
+    lines = [
+        f"request {_req(request)}: {label} ran before the call returned, expected "
+        "after it:",
+        f"  {label} at {when}; {returned}",
+        "hint: for a response that is read inside the call (client.get(...)), the "
+        "connection goes back to the pool before the call returns; with "
+        "client.stream(...) it goes back when the response is closed.",
+        "",
+        *_timeline(request.events),
+    ]
+    _fail("\n".join(lines))
+
+
+# -- leaks -----------------------------------------------------------------------------
+
+
+def _is_leak(request: RequestRecord) -> bool:
+    if request.closed_at is not None or _got_conn(request) is None:
+        return False
+    # A call that raised before a response existed left nothing to close: httpx
+    # released the connection itself.
+    return not (request.status is None and request.error is not None)
+
+
+def find_leaks(source: Recorder | Iterable[RequestRecord]) -> list[RequestRecord]:
+    """The requests that took a connection and whose response was never closed.
+
+    Such a response keeps its connection checked out of the pool (an HTTP/1.1
+    connection cannot serve another request; the socket stays open). A request whose
+    call raised before it had a response is not a leak. ``source`` is a recorder (its
+    current phase) or requests, e.g. ``recorder.get_records("setup")``.
+
+    Example::
+
+        response = client.send(client.build_request("GET", url), stream=True)
+        assert find_leaks(httptrace_recorder) == httptrace_recorder.requests
+        response.close()
+        assert find_leaks(httptrace_recorder) == []
+    """
+    if isinstance(source, Recorder):
+        requests = source.requests
+    elif isinstance(source, RequestRecord):
+        requests = [source]
+    else:
+        requests = list(source)
+    return [r for r in requests if _is_leak(r)]
+
+
+def assert_no_leaks(source: Recorder | Iterable[RequestRecord]) -> None:
+    """Assert that every response that took a connection was closed (`find_leaks`).
+
+    Example::
+
+        with client.stream("GET", url) as response:
+            for chunk in response.iter_bytes():
+                ...
+        assert_no_leaks(httptrace_recorder)
+    """
+    __tracebackhide__ = True
+    requests = _requests(source, "assert_no_leaks")
+    leaks = [r for r in requests if _is_leak(r)]
+    if not leaks:
+        return
+    if len(leaks) == 1:
+        lines = [
+            "1 response was never closed: its connection was taken and not given back:"
+        ]
+    else:
+        lines = [
+            f"{len(leaks)} responses were never closed: their connections were taken "
+            "and not given back:"
+        ]
+    for r in leaks:
+        parts = [f"status {r.status}" if r.status is not None else "no status"]
+        parts.append(f"connection {_conn_label(r)}")
+        if r.origin:
+            parts.append(f"made at {_origin(r.origin)}")
+        lines.append(f"  {_req(r)}  ({', '.join(parts)})")
+    lines.append(
+        "hint: use `with client.stream(...) as response:` (`async with` for "
+        "AsyncClient), or call `response.close()` (`await response.aclose()`)."
+    )
+    _fail("\n".join(lines))
+
+
+# -- the timeline ----------------------------------------------------------------------
+
+
+def render_timeline(
+    source: Recorder | RequestRecord | Iterable[RequestRecord] | Iterable[Event],
+    *,
+    collapse_header_fields: bool = True,
+    max_events: int | None = None,
+) -> str:
+    """The recorded hook calls as an aligned timeline, one line per call.
+
+    Columns: milliseconds since the first call, request id, connection id, thread
+    (and asyncio task), hook and its arguments (long values abbreviated; the
+    connection object is left out, its id has a column). A legend above names each
+    request (method, URL, outcome, the line of code that made it). Consecutive
+    ``wrote_header_field`` calls of a request are folded into one line unless
+    ``collapse_header_fields`` is false; ``max_events`` keeps the first and last
+    lines of a long timeline.
+
+    Example::
+
+        print(render_timeline(httptrace_recorder))
+
+    prints::
+
+        requests:
+          #1 GET https://localhost:4443/  (status 200, returned at 9.100 ms)
+        timeline (ms since the first hook call):
+              ms  req  conn  thread      hook
+           0.000  #1   c1    MainThread  get_conn host_port='localhost:4443'
+           ...
+    """
+    if isinstance(source, Recorder):
+        events = source.events
+    elif isinstance(source, RequestRecord):
+        events = list(source.events)
+    else:
+        items = list(source)
+        if all(isinstance(x, RequestRecord) for x in items):
+            events = _merged_events(x for x in items if isinstance(x, RequestRecord))
+        else:
+            events = [x for x in items if isinstance(x, Event)]
+            if len(events) != len(items):
+                raise TypeError(
+                    "render_timeline() needs a Recorder, RequestRecords or Events."
+                )
+    if not events:
+        return "(no httpx request was recorded)"
+    return "\n".join(
+        _timeline(events, collapse=collapse_header_fields, max_entries=max_events)
+    )
+
+
+@dataclass
+class _Entry:
+    event: Event
+    text: str
+    position: int | None
+    count: int = 1
+
+
+def _timeline(
+    events: Sequence[Event],
+    *,
+    positions: Mapping[Event, int] | None = None,
+    focus: Event | None = None,
+    collapse: bool = True,
+    max_entries: int | None = _MAX_TIMELINE,
+) -> list[str]:
+    entries: list[_Entry] = []
+    for e in events:
+        position = None if positions is None else positions.get(e)
+        last = entries[-1] if entries else None
+        if (
+            collapse
+            and e.hook == "wrote_header_field"
+            and position is None
+            and last is not None
+            and last.event.hook == "wrote_header_field"
+            and last.position is None
+            and last.event.request is e.request
+        ):
+            last.count += 1
+            continue
+        entries.append(_Entry(e, "", position))
+    for entry in entries:
+        if entry.count > 1:
+            entry.text = _header_group(events, entry)
+        else:
+            entry.text = _event_text(entry.event)
+        if entry.event.after_return:
+            entry.text += "  (after return)"
+
+    shown: list[int | None] = list(range(len(entries)))
+    if max_entries is not None and len(entries) > max_entries:
+        center = 0
+        if focus is not None:
+            for idx, candidate in enumerate(entries):
+                if candidate.event is focus or candidate.event.time > focus.time:
+                    center = idx
+                    break
+        half = max(1, (max_entries - 6) // 2)
+        keep = set(range(3)) | set(range(len(entries) - 3, len(entries)))
+        keep |= set(range(max(0, center - half), min(len(entries), center + half + 1)))
+        shown = []
+        last_kept = -1
+        for kept in sorted(keep):
+            if kept != last_kept + 1:
+                shown.append(None)
+            shown.append(kept)
+            last_kept = kept
+
+    t0 = min(e.time for e in events)
+    with_positions = positions is not None
+    header = ["", "ms", "req", "conn", "thread", "hook"]
+    rows: list[list[str] | None] = []
+    requests: dict[int, RequestRecord] = {}
+    for i in shown:
+        if i is None:
+            rows.append(None)
+            continue
+        entry = entries[i]
+        e = entry.event
+        r = e.request
+        if r is not None:
+            requests.setdefault(id(r), r)
+        thread = e.thread if not e.task else f"{e.thread}/{e.task}"
+        rows.append(
+            [
+                f"[{entry.position}]" if entry.position is not None else "",
+                f"{(e.time - t0) * 1000:.3f}",
+                f"#{r.id}" if r is not None else "-",
+                _conn_label(r) if r is not None else "-",
+                thread,
+                entry.text,
+            ]
+        )
+    if not with_positions:
+        header = header[1:]
+        rows = [None if row is None else row[1:] for row in rows]
+    widths = [
+        max([len(header[c])] + [len(row[c]) for row in rows if row is not None])
+        for c in range(len(header))
+    ]
+    ms_col = 1 if with_positions else 0
+
+    def line(cells: list[str]) -> str:
+        out = []
+        for c, cell in enumerate(cells[:-1]):
+            out.append(cell.rjust(widths[c]) if c == ms_col else cell.ljust(widths[c]))
+        out.append(cells[-1])
+        return ("  " + "  ".join(out)).rstrip()
+
+    lines = ["requests:"]
+    listed = sorted(requests.values(), key=lambda r: r.id)
+    for r in listed[:20]:
+        lines.append(f"  {_req(r)}  ({_outcome(r, t0)})")
+    if len(listed) > 20:
+        lines.append(f"  ... {len(listed) - 20} more")
+    if not listed:
+        lines.append("  (events not attributed to a request)")
+    lines.append("timeline (ms since the first hook call):")
+    lines.append(line(header))
+    previous = -1
+    for k, (shown_index, row) in enumerate(zip(shown, rows, strict=True)):
+        if shown_index is None or row is None:
+            following = shown[k + 1]
+            assert following is not None
+            lines.append(f"  ... ({following - previous - 1} more lines)")
+        else:
+            lines.append(line(row))
+            previous = shown_index
+    return lines
+
+
+def _header_group(events: Sequence[Event], entry: _Entry) -> str:
+    start = next(i for i, e in enumerate(events) if e is entry.event)
+    keys = [str(e.args.get("key", "?")) for e in events[start : start + entry.count]]
+    return _clip(f"wrote_header_field x{entry.count}: {', '.join(keys)}", 80)
+
+
+def _outcome(request: RequestRecord, t0: float) -> str:
+    parts = []
+    if request.status is not None:
+        parts.append(f"status {request.status}")
+    if request.error is not None:
+        parts.append(f"error {_short(request.error, 60)}")
+    if request.returned_at is not None:
+        parts.append(f"returned at {_ms(request.returned_at, t0)}")
+    if request.closed_at is not None:
+        parts.append(f"closed at {_ms(request.closed_at, t0)}")
+    elif _is_leak(request):
+        parts.append("never closed")
+    if request.origin:
+        parts.append(f"made at {_origin(request.origin)}")
+    return ", ".join(parts) if parts else "no outcome recorded"
+
+
+# -- small formatting helpers ----------------------------------------------------------
+
+
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+
+
+def _req(request: RequestRecord) -> str:
+    return f"#{request.id} {request.method} {request.url}"
+
+
+def _at(request: RequestRecord) -> str:
+    return f" (made at {_origin(request.origin)})" if request.origin else ""
+
+
+def _ms(t: float | None, t0: float) -> str:
+    if t is None:
+        return "?"
+    return f"{(t - t0) * 1000:.3f} ms"
+
+
+def _origin(origin: str) -> str:
+    """``file:line`` relative to the working directory when it is below it."""
+    path, sep, line = origin.rpartition(":")
+    if not sep or not line.isdigit() or not os.path.isabs(path):
+        return origin
+    try:
+        relative = os.path.relpath(path)
+    except ValueError:  # pragma: no cover - another drive on Windows
+        return origin
+    return origin if relative.startswith("..") else f"{relative}:{line}"
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _short(value: object, limit: int = 40) -> str:
+    """A short, stable repr: no memory addresses, long values clipped."""
+    if isinstance(value, TLSConnectionState):
+        if not value.handshake_complete:
+            text = "<no handshake>"
+        else:
+            parts = (value.version, value.negotiated_protocol, value.cipher)
+            text = "<" + " ".join(str(p) for p in parts if p) + ">"
+    elif isinstance(value, float):
+        text = repr(round(value, 6))
+    elif isinstance(value, (bytes, bytearray)) and len(value) > 16:
+        text = f"<{len(value)} bytes>"
+    else:
+        try:
+            text = repr(value)
+        except Exception as exc:  # a broken __repr__ must not hide the failure
+            text = f"<{type(value).__name__}: repr raised {type(exc).__name__}>"
+    return _clip(_ADDRESS.sub("", text), limit)
+
+
+def _event_text(event: Event, *, with_request: bool = False) -> str:
+    """``hook arg=value ...``: the connection object left out, ``err`` only when
+    set, ``idle_time`` only for an idle connection, header fields as ``key: value``."""
+    prefix = f"#{event.request.id} " if with_request and event.request else ""
+    args = event.args
+    if event.hook == "wrote_header_field" and "key" in args:
+        values = args.get("values")
+        if isinstance(values, (list, tuple)):
+            shown = ", ".join(str(v) for v in values)
+        else:
+            shown = _short(values)
+        return prefix + _clip(f"wrote_header_field {args['key']}: {shown}", 70)
+    parts: list[str] = [event.hook]
+    for name, value in args.items():
+        if name == "conn":
+            continue
+        if value is None and name == "err":
+            continue
+        if name == "idle_time" and not args.get("was_idle"):
+            continue
+        if name == "coalesced" and value is False:
+            continue
+        parts.append(f"{name}={_short(value)}")
+    return prefix + " ".join(parts)
