@@ -345,6 +345,8 @@ def _on_httpcore_event(st: TracedRequest, name: str, info: dict[str, Any]) -> No
             st.fire("wrote_header_field", key, [value])
         st.pending_headers = []
         st.fire("wrote_headers")
+        if name.startswith("http2") and "h2_body" in st.flags:
+            _h2_written(st)
         core_request = st.source.get("request")
         if name.startswith("http11") and _should_wait(st, core_request):
             st.flags.add("hold_body")
@@ -355,10 +357,14 @@ def _on_httpcore_event(st: TracedRequest, name: str, info: dict[str, Any]) -> No
             # failure: Go reports WroteRequest with no error then.
             err = None if "body_withheld" in st.flags else info.get("exception")
             st.fire("wrote_request", WroteRequestInfo(err=err))
+        if name.startswith("http2"):
+            _h2_written(st)
     elif event == "send_request_body.complete":
         if "wrote_request" not in st.flags:
             st.flags.add("wrote_request")
             st.fire("wrote_request", WroteRequestInfo(err=None))
+        if name.startswith("http2"):
+            _h2_written(st)
     elif event == "receive_response_headers.started":
         if name.startswith("http11"):
             st.flags.add("await_first_byte")
@@ -390,6 +396,10 @@ def _request_headers_started(
             for k, v in headers
             if k.lower() not in (b"host", b"transfer-encoding")
         ]
+        if any(
+            k.lower() in (b"content-length", b"transfer-encoding") for k, _ in headers
+        ):
+            st.flags.add("h2_body")
         stream_id = info.get("stream_id")
         conn = st.connection
         inner = getattr(conn.conn, "_connection", None) if conn else None
@@ -929,16 +939,57 @@ def _h2_events(conn: Any, events: list[Any]) -> None:
                     code = int(v)
                 elif not k.startswith(b":"):
                     headers.append((k, v))
-            if code == 101:
-                continue
-            try:
-                _got_1xx(st, code, httpx.Headers(headers))
-            except Exception:
-                _abort_h2_stream(conn, event.stream_id)
+            if code != 101:
+                _h2_after_write(st, _H2Interim(conn, event.stream_id, code, headers))
         elif isinstance(event, h2.events.ResponseReceived):
             st = streams.get(event.stream_id)
             if st is not None:
-                _first_byte(st)
+                _h2_after_write(st, _first_byte)
+
+
+class _H2Interim:
+    """Deliver one HTTP/2 interim response to its request (resetting the stream if
+    the got_1xx_response hook raises, as Go cancels it)."""
+
+    def __init__(
+        self, conn: Any, stream_id: int, code: int, headers: list[tuple[bytes, bytes]]
+    ) -> None:
+        self.conn, self.stream_id, self.code, self.headers = (
+            conn,
+            stream_id,
+            code,
+            headers,
+        )
+
+    def __call__(self, st: TracedRequest) -> None:
+        try:
+            _got_1xx(st, self.code, httpx.Headers(self.headers))
+        except Exception:
+            _abort_h2_stream(self.conn, self.stream_id)
+
+
+def _h2_after_write(st: TracedRequest, action: Callable[[TracedRequest], None]) -> None:
+    """Run ``action`` now, or once the request's writer has reported its headers.
+
+    HTTP/2 reads on one thread or task can deliver the response of a stream whose
+    writer, on another, has sent its HEADERS but not yet called wrote_headers (or,
+    for a request without a body, wrote_request): the bytes went out first, so the
+    hooks must say so too.
+    """
+    with _lock:
+        if "h2_written" not in st.flags:
+            st.source.setdefault("deferred", []).append(action)
+            return
+    action(st)
+
+
+def _h2_written(st: TracedRequest) -> None:
+    """The writer reported what it wrote: run what the readers deferred."""
+    with _lock:
+        st.flags.add("h2_written")
+        deferred = st.source.pop("deferred", [])
+    for action in deferred:
+        action(st)
 
 
 def _abort_h2_stream(conn: Any, stream_id: int) -> None:

@@ -1,0 +1,92 @@
+"""Isolation guards for our own suite (issue: nothing left behind).
+
+- Before every test: httpx/httpcore are exactly as shipped (identity of every function
+  we ever patch), no trace or recorder is active, no waiting mode is left on. A test
+  that leaked a patch makes the *next* test fail, naming the culprit.
+- At the end of the session (each xdist worker): no thread and no file descriptor
+  that the session opened remains.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from pytest_httptrace import httpx_trace, trace
+
+SHIPPED = httpx_trace.original_functions()
+_previous: list[str] = []
+
+
+def _open_fds() -> set[int]:
+    try:
+        return {int(fd) for fd in os.listdir("/proc/self/fd")}
+    except FileNotFoundError:  # pragma: no cover - not Linux
+        return set()
+
+
+def _leftovers() -> list[str]:
+    problems = []
+    now = httpx_trace.original_functions()
+    changed = [
+        f"{c.__name__}.{n}" for (c, n), fn in now.items() if SHIPPED[(c, n)] is not fn
+    ]
+    if changed:
+        problems.append(f"patched httpx/httpcore functions remain: {changed}")
+    if trace.instrumentation_active() or trace._GLOBAL:
+        problems.append("a trace or recorder is still active")
+    if httpx_trace._wait_default is not None:
+        problems.append("the 100-continue waiting mode is still on")
+    return problems
+
+
+def pytest_runtest_logfinish(nodeid: str, location: object) -> None:
+    """After a test's teardown: note what it left behind (the next test fails)."""
+    problems = _leftovers()
+    if problems:
+        _previous.append(f"state leaked by {nodeid}: " + "; ".join(problems))
+
+
+@pytest.fixture(autouse=True)
+def _httpx_as_shipped() -> Iterator[None]:
+    if _previous:
+        message = _previous.pop()
+        httpx_trace.uninstall()  # so that one leak fails one test, not all after it
+        pytest.fail(message)
+    yield
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    session.stash[_start_key] = (_open_fds(), set(threading.enumerate()))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    start = session.stash.get(_start_key, None)
+    if start is None:
+        return
+    fds, threads = start
+    leaked_threads = [
+        t for t in threading.enumerate() if t not in threads and t.is_alive()
+    ]
+    leaked_fds = sorted(_open_fds() - fds)
+    details = []
+    for fd in leaked_fds:
+        try:
+            details.append(f"{fd} -> {os.readlink(f'/proc/self/fd/{fd}')}")
+        except OSError:
+            continue  # closed meanwhile (the listdir handle itself, say)
+    if leaked_threads or details:
+        message = (
+            f"session left behind threads {[t.name for t in leaked_threads]} "
+            f"and file descriptors {details}"
+        )
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(f"ISOLATION FAILURE: {message}", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+_start_key = pytest.StashKey[tuple[set[int], set[threading.Thread]]]()

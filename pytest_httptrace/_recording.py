@@ -1,0 +1,178 @@
+"""Per-test recording for pytest: phases, leak checks, report sections.
+
+Like ``caplog``'s LoggingPlugin: one object registered in ``pytest_configure`` wraps
+setup, call and teardown of every test that asks for a recorder (the
+``httptrace_recorder`` fixture or the ``httptrace`` marker), keeps its `Recorder` on
+the item's stash, and adds a "Captured httptrace <phase>" section to a failing test's
+report.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Generator
+from typing import Any, Literal
+
+import pytest
+
+from .recorder import Recorder
+
+LeakMode = Literal["off", "warn", "error"]
+LEAK_MODES: tuple[LeakMode, ...] = ("off", "warn", "error")
+
+recorder_key = pytest.StashKey[Recorder]()
+
+
+class HTTPTraceLeakWarning(UserWarning):
+    """A request got a connection that was never returned to the pool or closed."""
+
+
+class TestSettings:
+    """The settings in force for one test: marker, then CLI, then ini."""
+
+    __test__ = False
+
+    def __init__(self, item: pytest.Item) -> None:
+        config = item.config
+        marker = item.get_closest_marker("httptrace")
+        kwargs: dict[str, Any] = dict(marker.kwargs) if marker else {}
+        unknown = set(kwargs) - {"leaks", "wait_for_100_continue"}
+        if marker is not None and (marker.args or unknown):
+            raise pytest.UsageError(
+                "@pytest.mark.httptrace takes the keyword arguments leaks=... and "
+                f"wait_for_100_continue=... only; got args={marker.args!r}, "
+                f"unknown keywords {sorted(unknown)!r}"
+            )
+        leaks = (
+            kwargs.get("leaks")
+            or config.getoption("httptrace_leaks")
+            or (config.getini("httptrace_leaks"))
+        )
+        if leaks not in LEAK_MODES:
+            raise pytest.UsageError(
+                f"httptrace leaks must be one of {', '.join(LEAK_MODES)}, not {leaks!r}"
+            )
+        self.leaks: LeakMode = leaks
+        self.wait_for_100_continue = _wait_setting(
+            kwargs.get(
+                "wait_for_100_continue",
+                config.getini("httptrace_wait_for_100_continue") or None,
+            )
+        )
+        self.enabled = marker is not None or "httptrace_recorder" in getattr(
+            item, "fixturenames", ()
+        )
+
+
+def _wait_setting(value: object) -> float | None:
+    """Seconds to wait for 100 Continue, from a marker or ini value (None: off)."""
+    if value is None or value is False or value in ("", "false", "off", "0"):
+        return None
+    if value is True or value in ("true", "on"):
+        return 1.0
+    try:
+        seconds = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        seconds = -1.0
+    if seconds <= 0:
+        raise pytest.UsageError(
+            "httptrace wait_for_100_continue must be true/false or a positive "
+            f"number of seconds, not {value!r}"
+        )
+    return seconds
+
+
+class RecordingPlugin:
+    """Starts a recorder for each test that wants one; see the module docstring."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_protocol(
+        self, item: pytest.Item, nextitem: pytest.Item | None
+    ) -> Generator[None, object, object]:
+        wait = TestSettings(item).wait_for_100_continue
+        if wait is None:
+            return (yield)
+        from . import httpx_trace
+        from .trace import _acquire_sources, _release_sources
+
+        _acquire_sources()
+        httpx_trace.set_wait_default(wait)
+        try:
+            return (yield)
+        finally:
+            httpx_trace.set_wait_default(None)
+            _release_sources()
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, None, None]:
+        if TestSettings(item).enabled:
+            recorder = Recorder.start()
+            recorder.phase = "setup"
+            item.stash[recorder_key] = recorder
+        return (yield)
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, None, None]:
+        recorder = item.stash.get(recorder_key, None)
+        if recorder is not None:
+            recorder.phase = "call"
+        return (yield)
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_teardown(self, item: pytest.Item) -> Generator[None, None, None]:
+        recorder = item.stash.get(recorder_key, None)
+        if recorder is not None:
+            recorder.phase = "teardown"
+        try:
+            return (yield)
+        finally:
+            if recorder is not None:
+                recorder.stop()
+                self._check_leaks(item, recorder)
+
+    def _check_leaks(self, item: pytest.Item, recorder: Recorder) -> None:
+        mode = TestSettings(item).leaks
+        if mode == "off":
+            return
+        from .assertions import assert_no_leaks, find_leaks
+
+        leaks = find_leaks(r for r in recorder.all_requests if r.phase != "teardown")
+        if not leaks:
+            return
+        message = "connection leak"
+        try:
+            assert_no_leaks(leaks)
+        except AssertionError as error:
+            message = str(error)
+        if mode == "error":
+            pytest.fail(message, pytrace=False)
+        warnings.warn(HTTPTraceLeakWarning(message), stacklevel=1)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo[None]
+    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+        report = yield
+        recorder = item.stash.get(recorder_key, None)
+        if recorder is not None and report.failed:
+            requests = recorder.get_records(call.when)
+            if requests:
+                from .assertions import render_timeline
+
+                report.sections.append(
+                    (f"Captured httptrace {call.when}", render_timeline(requests))
+                )
+        return report
+
+
+def recorder_for(request: pytest.FixtureRequest) -> Recorder:
+    """The recorder of the test (started at setup by `RecordingPlugin`)."""
+    stash: pytest.Stash = request.node.stash
+    recorder = stash.get(recorder_key, None)
+    if recorder is None:  # requested dynamically, with getfixturevalue()
+        recorder = Recorder.start()
+        stash[recorder_key] = recorder
+    return recorder
