@@ -1,49 +1,83 @@
 """pytest-httptrace: assert the lifecycle of httpx requests (Go's httptrace hooks).
 
-Only public names live here; importing this package is cheap (httpx, hypercorn and
-trustme are imported when a feature needs them).
+Only public names live here. They are loaded on first use (PEP 562), so importing
+the package, which every pytest run with the plugin installed does, costs next to
+nothing: the trace model, httpx, hypercorn and trustme load when a feature needs them.
 """
 
 from __future__ import annotations
 
+from contextlib import suppress
+from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
-from .recorder import ConnectionRecord, Event, Recorder, RequestRecord
-from .trace import (
-    HOOK_NAMES,
-    ClientTrace,
-    DNSDoneInfo,
-    DNSStartInfo,
-    GotConnInfo,
-    HookName,
-    TLSConnectionState,
-    WroteRequestInfo,
-    context_client_trace,
-    with_client_trace,
-)
 
 if TYPE_CHECKING:
+    from .assertions import (
+        HookMatcher,
+        assert_after_return,
+        assert_concurrent,
+        assert_connections_opened,
+        assert_hook_order,
+        assert_hook_sequence,
+        assert_max_connections,
+        assert_new_connection,
+        assert_no_leaks,
+        assert_reused,
+        assert_shared_connection,
+        find_leaks,
+        hook,
+        render_timeline,
+    )
     from .httpx_trace import RequestAbortedByHook, wait_for_100_continue
+    from .recorder import ConnectionRecord, Event, Recorder, RequestRecord
+    from .trace import (
+        HOOK_NAMES,
+        ClientTrace,
+        DNSDoneInfo,
+        DNSStartInfo,
+        GotConnInfo,
+        HookName,
+        TLSConnectionState,
+        WroteRequestInfo,
+        context_client_trace,
+        with_client_trace,
+    )
 
-#: Names whose module imports httpx: loaded on first use, so that importing the
-#: package (which every pytest run with the plugin installed does) stays cheap.
-_LAZY = {
-    "RequestAbortedByHook": "httpx_trace",
-    "wait_for_100_continue": "httpx_trace",
+_MODULES = {
+    "trace": (
+        "HOOK_NAMES",
+        "ClientTrace",
+        "DNSDoneInfo",
+        "DNSStartInfo",
+        "GotConnInfo",
+        "HookName",
+        "TLSConnectionState",
+        "WroteRequestInfo",
+        "context_client_trace",
+        "with_client_trace",
+    ),
+    "recorder": ("ConnectionRecord", "Event", "Recorder", "RequestRecord"),
+    "assertions": (
+        "HookMatcher",
+        "assert_after_return",
+        "assert_concurrent",
+        "assert_connections_opened",
+        "assert_hook_order",
+        "assert_hook_sequence",
+        "assert_max_connections",
+        "assert_new_connection",
+        "assert_no_leaks",
+        "assert_reused",
+        "assert_shared_connection",
+        "find_leaks",
+        "hook",
+        "render_timeline",
+    ),
+    "httpx_trace": ("RequestAbortedByHook", "wait_for_100_continue"),
 }
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from importlib import import_module
-
-    value = getattr(import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
+_WHERE = {name: module for module, names in _MODULES.items() for name in names}
 
 __all__ = [
     "HOOK_NAMES",
@@ -53,6 +87,7 @@ __all__ = [
     "DNSStartInfo",
     "Event",
     "GotConnInfo",
+    "HookMatcher",
     "HookName",
     "Recorder",
     "RequestAbortedByHook",
@@ -60,14 +95,39 @@ __all__ = [
     "TLSConnectionState",
     "WroteRequestInfo",
     "__version__",
+    "assert_after_return",
+    "assert_concurrent",
+    "assert_connections_opened",
+    "assert_hook_order",
+    "assert_hook_sequence",
+    "assert_max_connections",
+    "assert_new_connection",
+    "assert_no_leaks",
+    "assert_reused",
+    "assert_shared_connection",
     "context_client_trace",
+    "find_leaks",
+    "hook",
+    "render_timeline",
     "wait_for_100_continue",
     "with_client_trace",
 ]
 
-for _name in __all__:
-    if _name in _LAZY:
-        continue
-    _obj = globals()[_name]
-    if hasattr(_obj, "__module__") and isinstance(_obj, type):
-        _obj.__module__ = __name__
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f"{__name__}.{module}"), name)
+    if isinstance(value, type) or callable(value):
+        with suppress(AttributeError, TypeError):
+            value.__module__ = __name__  # reprs and docs read pytest_httptrace.X
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return list(__all__)
+
+
+assert set(__all__) == {*_WHERE, "__version__"}

@@ -11,16 +11,17 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Generator
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import pytest
 
-from .recorder import Recorder
+if TYPE_CHECKING:  # imported when a test records: loading the plugin stays cheap
+    from .recorder import Recorder
 
 LeakMode = Literal["off", "warn", "error"]
 LEAK_MODES: tuple[LeakMode, ...] = ("off", "warn", "error")
 
-recorder_key = pytest.StashKey[Recorder]()
+recorder_key = pytest.StashKey["Recorder"]()
 
 
 class HTTPTraceLeakWarning(UserWarning):
@@ -109,6 +110,8 @@ class RecordingPlugin:
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, None, None]:
         if TestSettings(item).enabled:
+            from .recorder import Recorder
+
             recorder = Recorder.start()
             recorder.phase = "setup"
             item.stash[recorder_key] = recorder
@@ -173,6 +176,8 @@ def recorder_for(request: pytest.FixtureRequest) -> Recorder:
     stash: pytest.Stash = request.node.stash
     recorder = stash.get(recorder_key, None)
     if recorder is None:  # requested dynamically, with getfixturevalue()
+        from .recorder import Recorder
+
         recorder = Recorder.start()
         stash[recorder_key] = recorder
     return recorder

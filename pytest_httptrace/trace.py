@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextvars
 import dataclasses
-import difflib
 import inspect
 import itertools
 import sys
@@ -153,6 +152,8 @@ Hook = Callable[..., Any]
 
 
 def _did_you_mean(name: str) -> str:
+    import difflib
+
     close = difflib.get_close_matches(name, HOOK_NAMES, n=1)
     hint = f" Did you mean {close[0]!r}?" if close else ""
     return f"{hint} Valid hook names: {', '.join(HOOK_NAMES)}."

@@ -1,0 +1,181 @@
+"""The httptrace_recorder fixture and the httptrace marker, through pytester."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+SETUP_AND_CALL = """
+    import pytest
+
+    @pytest.fixture
+    def warm_client(httptrace_server):
+        client = httptrace_server.client()
+        client.get(httptrace_server.url("/"))  # setup phase
+        yield client
+        client.close()
+
+    def test_phases(httptrace_recorder, httptrace_server, warm_client):
+        warm_client.get(httptrace_server.url("/bytes/3"))
+        (call,) = httptrace_recorder.requests
+        assert call.url.endswith("/bytes/3") and call.phase == "call"
+        (setup,) = httptrace_recorder.get_records("setup")
+        assert setup.url.endswith(":%d/" % httptrace_server.port)
+        assert call.got_conn.reused  # the connection warmed in setup
+        assert [e.request for e in httptrace_recorder.events] == [call] * len(call.events)
+"""
+
+
+def test_setup_requests_do_not_pollute_the_call_phase(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(SETUP_AND_CALL)
+    result = pytester.runpytest("-p", "httptrace", "-W", "error")
+    result.assert_outcomes(passed=1)
+
+
+def test_failing_test_gets_a_captured_httptrace_section(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        """
+        def test_fails(httptrace_recorder, httptrace_server):
+            with httptrace_server.client() as client:
+                client.get(httptrace_server.url("/status/404"))
+            assert False, "look at the timeline"
+        """
+    )
+    result = pytester.runpytest("-p", "httptrace")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*- Captured httptrace call -*",
+            "*GET https://localhost:*/status/404*",
+            "*get_conn*",
+            "*tls_handshake_done*",
+            "*got_conn*",
+        ]
+    )
+
+
+LEAKY = """
+    import pytest
+
+    {marker}
+    def test_leaky(httptrace_recorder, httptrace_server):
+        client = httptrace_server.client()
+        response = client.send(
+            client.build_request("GET", httptrace_server.url("/stream/2")), stream=True
+        )
+        assert response.status_code == 200
+        client.close()  # the response itself is never closed
+"""
+
+
+def test_leak_is_a_warning_by_default(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(LEAKY.format(marker=""))
+    result = pytester.runpytest("-p", "httptrace")
+    result.assert_outcomes(passed=1, warnings=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*HTTPTraceLeakWarning: 1 response was never closed*",
+            "*GET https://localhost:*/stream/2*made at test_leak_is_a_warning_by_default.py:7*",
+        ]
+    )
+
+
+def test_leak_fails_with_marker_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(LEAKY.format(marker='@pytest.mark.httptrace(leaks="error")'))
+    result = pytester.runpytest("-p", "httptrace")
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*ERROR at teardown of test_leaky*",
+            "*1 response was never closed*",
+            "*hint: use `with client.stream(...) as response:`*",
+        ]
+    )
+
+
+def test_leak_check_off_from_the_command_line(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(LEAKY.format(marker=""))
+    result = pytester.runpytest("-p", "httptrace", "--httptrace-leaks=off", "-W", "error")
+    result.assert_outcomes(passed=1)
+
+
+def test_leak_mode_from_ini(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nhttptrace_leaks = error\n")
+    pytester.makepyfile(LEAKY.format(marker=""))
+    result = pytester.runpytest("-p", "httptrace")
+    result.assert_outcomes(passed=1, errors=1)
+
+
+def test_closed_stream_is_no_leak(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.httptrace(leaks="error")
+        def test_tidy(httptrace_recorder, httptrace_server):
+            with httptrace_server.client() as client:
+                with client.stream("GET", httptrace_server.url("/stream/2")) as r:
+                    r.read()
+            assert len(httptrace_recorder.requests) == 1
+        """
+    )
+    result = pytester.runpytest("-p", "httptrace", "-W", "error")
+    result.assert_outcomes(passed=1)
+
+
+def test_marker_records_without_the_fixture(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.httptrace
+        def test_marked(httptrace_server):
+            with httptrace_server.client() as client:
+                client.get(httptrace_server.url("/"))
+            assert False
+        """
+    )
+    result = pytester.runpytest("-p", "httptrace")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*- Captured httptrace call -*", "*got_conn*"])
+
+
+def test_marker_with_bad_arguments_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.httptrace(leak="error")
+        def test_typo():
+            pass
+        """
+    )
+    result = pytester.runpytest("-p", "httptrace")
+    result.stdout.fnmatch_lines(["*unknown keywords ['leak']*"])
+    assert result.ret != 0
+
+
+def test_recorder_type_cannot_be_built_directly() -> None:
+    from pytest_httptrace import Recorder
+
+    with pytest.raises(TypeError, match="created by the httptrace_recorder fixture"):
+        Recorder()
+
+
+def test_recorder_without_pytest(httptrace_server: object) -> None:
+    from pytest_httptrace import Recorder
+
+    server = httptrace_server
+    with Recorder.start() as recorder, server.client() as client:  # type: ignore[attr-defined]
+        client.get(server.url("/"))  # type: ignore[attr-defined]
+        client.get(server.url("/"))  # type: ignore[attr-defined]
+    assert not recorder.recording
+    assert len(recorder) == 2 and recorder[1].got_conn is not None
+    assert recorder[1].got_conn.reused
+    recorder.clear()
+    assert len(recorder) == 0 and recorder.events == []
