@@ -258,18 +258,18 @@ RouteTarget = str | bytes | Response | ASGIApp
 class RouteError(Exception):
     """A route handler raised: the server answered 500 (or aborted the response).
 
-    Raised at the end of the test whose request caused it; the handler's exception is
-    the ``__cause__``.
+    Raised at the end of the test whose request caused it (by `TestServer.check`); the
+    handler's exception is the ``__cause__``. A handler that raises after its test is
+    over is logged and kept in `TestServer.internal_errors`, never blamed on the test
+    running at the time.
     """
 
-    def __init__(self, method: str, path: str, error: BaseException, *, stale: bool):
+    def __init__(self, method: str, path: str, error: BaseException) -> None:
         self.method = method
         self.path = path
         self.error = error
-        self.stale = stale
-        where = " (a request started during an earlier test)" if stale else ""
         super().__init__(
-            f"route handler for {method} {path} raised {error!r}{where}; "
+            f"route handler for {method} {path} raised {error!r}; "
             "the server answered 500 or aborted the response"
         )
 
@@ -658,11 +658,15 @@ class _App:
                 else:
                     await ex.respond(404, _not_found_text(ex.log.method, ex.log.path))
         except Exception as error:
-            stale = generation != server._generation
-            server._add_error(
-                RouteError(ex.log.method, ex.log.path, error, stale=stale)
-            )
-            logger.error("route handler raised", exc_info=error)
+            route_error = RouteError(ex.log.method, ex.log.path, error)
+            if generation == server._generation:
+                server._add_error(route_error)
+                logger.error("%s", route_error, exc_info=error)
+            else:  # the test that made the request is over: not another test's failure
+                server.internal_errors.append(route_error)
+                logger.error(
+                    "%s (request of an earlier test)", route_error, exc_info=error
+                )
             if not ex.started:
                 text = "".join(traceback.format_exception_only(type(error), error))
                 await ex.respond(500, f"route handler raised:\n{text}")
