@@ -6,7 +6,7 @@ Everything heavy is imported inside the fixtures, so loading the plugin is cheap
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import pytest
 
@@ -71,6 +71,128 @@ def httptrace_recorder(request: pytest.FixtureRequest) -> Iterator[Recorder]:
     from ._recording import recorder_for
 
     yield recorder_for(request)
+
+
+# -- servers --
+# Local servers on loopback, started once per session (per xdist worker) by the
+# private session fixtures; the public fixtures reset them after each test and report
+# there what went wrong on the server side during it. See docs/servers.md.
+
+if TYPE_CHECKING:
+    import trustme
+
+    from .raw_server import RawServer
+    from .server import TestServer
+
+
+@pytest.fixture(scope="session")
+def httptrace_ca() -> trustme.CA:
+    """The session's trustme CA; it signs the certificate of every local server."""
+    from ._certs import new_ca
+
+    return new_ca()
+
+
+@pytest.fixture(scope="session")
+def _httptrace_server_session(httptrace_ca: trustme.CA) -> Iterator[TestServer]:
+    from .server import start_server
+
+    with start_server(ca=httptrace_ca) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def _httptrace_http_server_session(httptrace_ca: trustme.CA) -> Iterator[TestServer]:
+    from .server import start_server
+
+    with start_server(tls=False, ca=httptrace_ca) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def _httptrace_raw_server_session(httptrace_ca: trustme.CA) -> Iterator[RawServer]:
+    from .raw_server import start_raw_server
+
+    with start_raw_server(ca=httptrace_ca) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def _httptrace_raw_http_server_session(
+    httptrace_ca: trustme.CA,
+) -> Iterator[RawServer]:
+    from .raw_server import start_raw_server
+
+    with start_raw_server(tls=False, ca=httptrace_ca) as server:
+        yield server
+
+
+_Server = TypeVar("_Server", "TestServer", "RawServer")
+
+
+def _per_test(server: _Server) -> Iterator[_Server]:
+    yield server
+    try:
+        server.check()  # a route handler raised, or a script went wrong: fail here
+    finally:
+        server.reset()
+
+
+@pytest.fixture
+def httptrace_server(_httptrace_server_session: TestServer) -> Iterator[TestServer]:
+    """The local TLS test server (hypercorn; HTTP/1.1 and HTTP/2 by ALPN).
+
+    Custom routes and the log are reset after each test; a route handler that raised
+    fails the test at teardown. Example::
+
+        def test_keep_alive(httptrace_server):
+            with httptrace_server.client() as client:
+                client.get(httptrace_server.url("/"))
+                client.get(httptrace_server.url("/"))
+            [conn] = httptrace_server.log.connections
+            assert len(conn.requests) == 2
+    """
+    yield from _per_test(_httptrace_server_session)
+
+
+@pytest.fixture
+def httptrace_http_server(
+    _httptrace_http_server_session: TestServer,
+) -> Iterator[TestServer]:
+    """`httptrace_server` without TLS (``http://``; HTTP/2 by prior knowledge only)."""
+    yield from _per_test(_httptrace_http_server_session)
+
+
+@pytest.fixture
+def httptrace_raw_server(
+    _httptrace_raw_server_session: RawServer,
+) -> Iterator[RawServer]:
+    """A scripted HTTP/1.1 server over TLS, for what hypercorn will not do.
+
+    Scripts and records are dropped after each test; a read step that failed or an
+    unscripted connection fails the test at teardown. Example::
+
+        from pytest_httptrace.raw_server import Drain, ReadHead, Send
+
+        def test_417_without_100(httptrace_raw_server):
+            raw = httptrace_raw_server
+            raw.script([ReadHead(), Send.response(417), Drain(0.1)])
+            with raw.client() as client:
+                response = client.post(raw.url("/"), content=b"x" * 10,
+                                       headers={"Expect": "100-continue"})
+            assert response.status_code == 417
+            [conn] = raw.wait()
+            assert conn.received.endswith(b"x" * 10)  # httpx sent the body anyway
+    """
+    yield from _per_test(_httptrace_raw_server_session)
+
+
+@pytest.fixture
+def httptrace_raw_http_server(
+    _httptrace_raw_http_server_session: RawServer,
+) -> Iterator[RawServer]:
+    """`httptrace_raw_server` without TLS (``http://``)."""
+    yield from _per_test(_httptrace_raw_http_server_session)
 
 
 def pytest_report_header(config: pytest.Config) -> str:
