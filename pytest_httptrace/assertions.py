@@ -1265,7 +1265,9 @@ def _is_leak(request: RequestRecord) -> bool:
     return not (request.status is None and request.error is not None)
 
 
-def find_leaks(source: Recorder | Iterable[RequestRecord]) -> list[RequestRecord]:
+def find_leaks(
+    source: Recorder | RequestRecord | Iterable[RequestRecord],
+) -> list[RequestRecord]:
     """The requests that took a connection and whose response was never closed.
 
     Such a response keeps its connection checked out of the pool (an HTTP/1.1
@@ -1289,7 +1291,7 @@ def find_leaks(source: Recorder | Iterable[RequestRecord]) -> list[RequestRecord
     return [r for r in requests if _is_leak(r)]
 
 
-def assert_no_leaks(source: Recorder | Iterable[RequestRecord]) -> None:
+def assert_no_leaks(source: Recorder | RequestRecord | Iterable[RequestRecord]) -> None:
     """Assert that every response that took a connection was closed (`find_leaks`).
 
     Example::
@@ -1443,6 +1445,9 @@ def _timeline(
     header = ["", "ms", "req", "conn", "thread", "hook"]
     rows: list[list[str] | None] = []
     requests: dict[int, RequestRecord] = {}
+    for entry in entries:
+        if entry.event.request is not None:
+            requests.setdefault(id(entry.event.request), entry.event.request)
     for i in shown:
         if i is None:
             rows.append(None)
@@ -1450,8 +1455,6 @@ def _timeline(
         entry = entries[i]
         e = entry.event
         r = e.request
-        if r is not None:
-            requests.setdefault(id(r), r)
         thread = e.thread if not e.task else f"{e.thread}/{e.task}"
         rows.append(
             [
@@ -1566,7 +1569,7 @@ def _short(value: object, limit: int = 40) -> str:
         if not value.handshake_complete:
             text = "<no handshake>"
         else:
-            parts = (value.version, value.negotiated_protocol, value.cipher)
+            parts = (value.version, value.negotiated_protocol)
             text = "<" + " ".join(str(p) for p in parts if p) + ">"
     elif isinstance(value, float):
         text = repr(round(value, 6))
