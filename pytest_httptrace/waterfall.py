@@ -1,0 +1,598 @@
+"""A request's phases (DNS, connect, TLS, send, wait, transfer) and a text waterfall.
+
+Three steps, each usable alone:
+
+1. `request_data` turns a `RequestRecord` into plain data (`RequestData`: dicts, lists,
+   strings, numbers; hook arguments stringified safely). That form is what the CLI's
+   ``--json`` prints, what pytest-xdist workers send to the controller for the report,
+   and what `report` renders.
+2. `request_spans` derives the phases of one request from its hook calls, the way
+   httpstat or a browser's network panel shows them:
+
+   ============  =====================================  ==============================
+   phase         from                                   to
+   ============  =====================================  ==============================
+   ``dns``       ``dns_start``                          ``dns_done``
+   ``connect``   ``connect_start``                      ``connect_done`` (one span per
+                                                        address tried)
+   ``tls``       ``tls_handshake_start``                ``tls_handshake_done``
+   ``send``      ``got_conn``                           ``wrote_request``
+   ``wait``      ``wrote_request``                      ``got_first_response_byte``
+   ``transfer``  ``got_first_response_byte``            the response was closed (or
+                                                        the call returned)
+   ============  =====================================  ==============================
+
+   A request on a reused connection has no ``dns``, ``connect`` or ``tls`` span.
+3. `render_waterfall` draws requests on one time axis in the terminal, each followed
+   by its hook calls and their arguments.
+
+Example::
+
+    with Recorder.start() as rec:
+        with httpx.Client() as client:
+            client.get(url)
+    print(render_waterfall([request_data(r) for r in rec.all_requests]))
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypedDict
+
+if TYPE_CHECKING:
+    from .recorder import RequestRecord
+
+__all__ = [
+    "PHASES",
+    "PHASE_TITLES",
+    "ConnectionData",
+    "EventData",
+    "RequestData",
+    "Span",
+    "format_ms",
+    "jsonable",
+    "render_waterfall",
+    "request_bounds",
+    "request_data",
+    "request_spans",
+    "shift_times",
+]
+
+#: The phases of a request, in the order they happen.
+PHASES = ("dns", "connect", "tls", "send", "wait", "transfer")
+
+#: What each phase means, for legends and docs.
+PHASE_TITLES = {
+    "dns": "DNS lookup",
+    "connect": "TCP connect",
+    "tls": "TLS handshake",
+    "send": "request written",
+    "wait": "waiting for the first byte",
+    "transfer": "response transfer",
+}
+
+_MAX_REPR = 300
+
+
+# -- plain data ----------------------------------------------------------------------
+
+
+class EventData(TypedDict):
+    """One hook call as plain data. ``time`` is in seconds (see `shift_times`)."""
+
+    hook: str
+    time: float
+    args: dict[str, Any]
+    thread: str
+    task: str | None
+    after_return: bool
+
+
+class ConnectionData(TypedDict):
+    """One connection as plain data; ``id`` is the recorder's connection number."""
+
+    id: int
+    protocol: str | None
+    local_addr: str | None
+    peer_addr: str | None
+    tls: dict[str, Any] | None
+    opened_at: float | None
+    closed_at: float | None
+
+
+class RequestData(TypedDict):
+    """One request attempt as plain data (the form of ``--json`` and the report)."""
+
+    id: int
+    method: str
+    url: str
+    phase: str
+    origin: str | None
+    status: int | None
+    error: str | None
+    started_at: float | None
+    returned_at: float | None
+    closed_at: float | None
+    reused: bool | None
+    connection: ConnectionData | None
+    events: list[EventData]
+
+
+def jsonable(value: Any, *, _depth: int = 0) -> Any:
+    """``value`` as JSON-compatible data that is safe to print, whatever it is.
+
+    Exceptions become ``"Type: message"``, bytes their length, header collections a list
+    of ``[name, value]`` pairs, dataclasses a dict (a DER certificate becomes its
+    SHA-256 fingerprint), anything else its (shortened) ``repr`` — which never raises.
+    """
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else repr(value)
+    if _depth > 6:
+        return _safe_repr(value)
+    if isinstance(value, BaseException):
+        message = _safe_str(value)
+        return f"{type(value).__name__}: {message}" if message else type(value).__name__
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return f"<{len(value)} bytes>"
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v, _depth=_depth + 1) for v in value]
+    multi_items = getattr(value, "multi_items", None)  # httpx.Headers, without httpx
+    if callable(multi_items):
+        try:
+            return [[str(k), str(v)] for k, v in multi_items()]
+        except Exception:
+            return _safe_repr(value)
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v, _depth=_depth + 1) for k, v in value.items()}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        result: dict[str, Any] = {}
+        for f in dataclasses.fields(value):
+            item = getattr(value, f.name, None)
+            if f.name == "peer_certificate" and isinstance(item, bytes):
+                result["peer_certificate_sha256"] = hashlib.sha256(item).hexdigest()
+            else:
+                result[f.name] = jsonable(item, _depth=_depth + 1)
+        return result
+    return _safe_repr(value)
+
+
+def _safe_repr(value: object) -> str:
+    try:
+        text = repr(value)
+    except Exception:
+        text = f"<{type(value).__name__} object (repr failed)>"
+    return text if len(text) <= _MAX_REPR else text[: _MAX_REPR - 1] + "…"
+
+
+def _safe_str(value: object) -> str:
+    try:
+        return str(value)
+    except Exception:
+        return _safe_repr(value)
+
+
+def request_data(request: RequestRecord) -> RequestData:
+    """The plain-data form of one recorded request (times in monotonic seconds)."""
+    conn = request.connection
+    connection: ConnectionData | None = None
+    if conn is not None:
+        connection = {
+            "id": conn.id,
+            "protocol": conn.protocol,
+            "local_addr": conn.local_addr,
+            "peer_addr": conn.peer_addr,
+            "tls": jsonable(conn.tls) if conn.tls is not None else None,
+            "opened_at": conn.opened_at,
+            "closed_at": conn.closed_at,
+        }
+    events: list[EventData] = []
+    for event in list(request.events):
+        args = {k: jsonable(v) for k, v in event.args.items()}
+        if event.hook == "got_conn" and conn is not None:
+            args["conn"] = f"#{conn.id}"  # the connection object itself, by number
+        events.append(
+            {
+                "hook": event.hook,
+                "time": event.time,
+                "args": args,
+                "thread": event.thread,
+                "task": event.task,
+                "after_return": event.after_return,
+            }
+        )
+    got_conn = request.got_conn
+    error = request.error
+    return {
+        "id": request.id,
+        "method": request.method,
+        "url": request.url,
+        "phase": request.phase,
+        "origin": request.origin,
+        "status": request.status,
+        "error": None if error is None else jsonable(error),
+        "started_at": request.started_at,
+        "returned_at": request.returned_at,
+        "closed_at": request.closed_at,
+        "reused": None if got_conn is None else got_conn.reused,
+        "connection": connection,
+        "events": events,
+    }
+
+
+def shift_times(request: RequestData, origin: float) -> RequestData:
+    """A copy of ``request`` with every time made relative to ``origin`` (seconds)."""
+
+    def rel(t: float | None) -> float | None:
+        return None if t is None else round(t - origin, 9)
+
+    conn = request["connection"]
+    shifted: RequestData = {
+        **request,
+        "started_at": rel(request["started_at"]),
+        "returned_at": rel(request["returned_at"]),
+        "closed_at": rel(request["closed_at"]),
+        "events": [
+            {**e, "time": round(e["time"] - origin, 9)} for e in request["events"]
+        ],
+        "connection": None
+        if conn is None
+        else {
+            **conn,
+            "opened_at": rel(conn["opened_at"]),
+            "closed_at": rel(conn["closed_at"]),
+        },
+    }
+    return shifted
+
+
+# -- phases ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class Span:
+    """One phase of a request: ``name`` is one of `PHASES`; times in seconds."""
+
+    name: str
+    start: float
+    end: float
+    args: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+
+def request_bounds(request: RequestData) -> tuple[float, float]:
+    """When the request started and ended: from its start (just before ``get_conn``)
+    to the last of its hook calls, its return and its response's close."""
+    times = [e["time"] for e in request["events"]]
+    starts = [t for t in (request["started_at"], *times[:1]) if t is not None]
+    ends = [
+        t
+        for t in (request["returned_at"], request["closed_at"], *times)
+        if t is not None
+    ]
+    start = min(starts) if starts else (min(ends) if ends else 0.0)
+    end = max(ends) if ends else start
+    return start, max(start, end)
+
+
+def request_spans(request: RequestData) -> list[Span]:
+    """The phases of ``request``, in time order; see the module docstring.
+
+    Phases that did not happen are absent (no ``dns`` for an IP address or a reused
+    connection; no ``wait`` or ``transfer`` after a failed connect). A phase cut short
+    by an error ends when the request ended, with ``args["incomplete"] = True``.
+    """
+    events = request["events"]
+    start, end = request_bounds(request)
+    spans: list[Span] = []
+
+    def pair(open_hook: str, close_hook: str, name: str) -> None:
+        pending: EventData | None = None
+        for e in events:
+            if e["hook"] == open_hook:
+                pending = e
+            elif e["hook"] == close_hook and pending is not None:
+                args = {**pending["args"], **e["args"]}
+                spans.append(
+                    Span(name=name, start=pending["time"], end=e["time"], args=args)
+                )
+                pending = None
+        if pending is not None:
+            args = {**pending["args"], "incomplete": True}
+            spans.append(Span(name=name, start=pending["time"], end=end, args=args))
+
+    pair("dns_start", "dns_done", "dns")
+    pair("connect_start", "connect_done", "connect")
+    pair("tls_handshake_start", "tls_handshake_done", "tls")
+
+    def first(hook: str) -> EventData | None:
+        return next((e for e in events if e["hook"] == hook), None)
+
+    got_conn = first("got_conn")
+    wrote_headers = first("wrote_headers")
+    wrote_request = first("wrote_request")
+    first_byte = first("got_first_response_byte")
+    failed = request["error"] is not None
+
+    if got_conn is not None:
+        send_end: float | None = None
+        send_args: dict[str, Any] = {}
+        if wrote_request is not None:
+            send_end = wrote_request["time"]
+            send_args = dict(wrote_request["args"])
+        elif failed or first_byte is not None:
+            send_end = end
+            send_args = {"incomplete": True}
+        early = (
+            first_byte is not None
+            and send_end is not None
+            and first_byte["time"] < send_end
+            and wrote_headers is not None
+        )
+        if early:
+            # The first response byte came before the body was written: a 100
+            # Continue waited for, or a server answering early. "send" is the
+            # headers; the body goes out during "wait" and "transfer".
+            assert wrote_headers is not None
+            send_args["body_written_after_first_byte"] = True
+            send_end = wrote_headers["time"]
+        if send_end is not None:
+            spans.append(
+                Span(name="send", start=got_conn["time"], end=send_end, args=send_args)
+            )
+
+    if first_byte is not None:
+        wait_start = None
+        if wrote_request is not None and wrote_request["time"] <= first_byte["time"]:
+            wait_start = wrote_request["time"]
+        elif wrote_headers is not None and wrote_headers["time"] <= first_byte["time"]:
+            wait_start = wrote_headers["time"]
+        if wait_start is not None:
+            spans.append(Span(name="wait", start=wait_start, end=first_byte["time"]))
+        transfer_end = request["closed_at"]
+        if transfer_end is None:
+            transfer_end = end if failed else request["returned_at"]
+        if transfer_end is None:
+            transfer_end = end
+        transfer_args: dict[str, Any] = {"status": request["status"]}
+        if failed:
+            transfer_args["error"] = request["error"]
+        spans.append(
+            Span(
+                name="transfer",
+                start=first_byte["time"],
+                end=max(first_byte["time"], transfer_end),
+                args=transfer_args,
+            )
+        )
+    elif wrote_request is not None and failed:
+        spans.append(
+            Span(
+                name="wait",
+                start=wrote_request["time"],
+                end=end,
+                args={"incomplete": True},
+            )
+        )
+
+    clamped = [
+        dataclasses.replace(
+            s, start=min(max(s.start, start), end), end=min(max(s.end, start), end)
+        )
+        for s in spans
+    ]
+    return sorted(clamped, key=lambda s: (s.start, PHASES.index(s.name)))
+
+
+# -- the terminal waterfall ------------------------------------------------------------
+
+_ANSI = {
+    "dns": "36",  # cyan
+    "connect": "33",  # yellow
+    "tls": "35",  # magenta
+    "send": "37",  # white
+    "wait": "32",  # green
+    "transfer": "34",  # blue
+    "dim": "2",
+    "bold": "1",
+    "red": "31",
+}
+
+
+@dataclass(frozen=True)
+class _Glyphs:
+    bar: str
+    edge: str
+    skip: str
+    dash: str
+    arrow: str
+
+
+_UNICODE = _Glyphs(bar="█", edge="│", skip="·", dash="—", arrow="→")
+_ASCII = _Glyphs(bar="#", edge="|", skip=".", dash="-", arrow="->")
+
+
+def render_waterfall(
+    requests: Sequence[RequestData],
+    *,
+    width: int = 80,
+    color: bool = False,
+    unicode: bool = True,
+    headers: bool = True,
+) -> str:
+    """Draw ``requests`` on one shared time axis, each followed by its hook calls.
+
+    ``width`` is the line width to fill; ``color`` adds ANSI colours; ``unicode=False``
+    draws with ASCII only; ``headers=False`` leaves out the ``wrote_header_field``
+    calls from the hook lists.
+    """
+    if not requests:
+        return "(no httpx request was recorded)\n"
+    glyphs = _UNICODE if unicode else _ASCII
+    bounds = [request_bounds(r) for r in requests]
+    origin = min(b[0] for b in bounds)
+    total = max(max(b[1] for b in bounds) - origin, 1e-6)
+    label_w = 12
+    value_w = 10
+    bar_w = max(20, width - label_w - value_w - 3)
+    lines: list[str] = []
+
+    def paint(text: str, code: str) -> str:
+        return f"\x1b[{_ANSI[code]}m{text}\x1b[0m" if color and text else text
+
+    def cell(t: float) -> float:
+        return (t - origin) / total * bar_w
+
+    for request, (r_start, r_end) in zip(requests, bounds, strict=True):
+        lines.append(paint(_request_title(request, glyphs), "bold"))
+        by_phase: dict[str, list[Span]] = {}
+        for span in request_spans(request):
+            by_phase.setdefault(span.name, []).append(span)
+        conn = request["connection"]
+        conn_label = f"connection #{conn['id']}" if conn is not None else "a connection"
+        for phase in PHASES:
+            label = f"  {phase:<{label_w - 2}}"
+            phase_spans = by_phase.get(phase)
+            if not phase_spans:
+                why = _why_absent(phase, request, conn_label)
+                if why:
+                    lines.append(f"{label}{glyphs.edge} {paint(why, 'dim')}")
+                continue
+            row = [" "] * bar_w
+            for span in phase_spans:
+                first = min(bar_w - 1, int(cell(span.start)))
+                last = max(first, min(bar_w - 1, math.ceil(cell(span.end)) - 1))
+                row[first : last + 1] = glyphs.bar * (last + 1 - first)
+            bar = "".join(row).rstrip()
+            bar = paint(bar, phase) + " " * (bar_w - len(bar))
+            value = format_ms(sum(s.duration for s in phase_spans))
+            if phase == "connect" and len(phase_spans) > 1:
+                value += f" ({len(phase_spans)} tries)"
+            if any(s.args.get("incomplete") for s in phase_spans):
+                value += " (cut short)"
+            lines.append(f"{label}{glyphs.edge}{bar}{glyphs.edge} {value:>{value_w}}")
+        left, right = "0", format_ms(total)
+        axis = left + " " * max(1, bar_w - len(left) - len(right)) + right
+        lines.append(paint(f"{' ' * label_w}{glyphs.edge}{axis}{glyphs.edge}", "dim"))
+        when = (
+            f"{format_ms(r_start - origin)} {glyphs.arrow} {format_ms(r_end - origin)}"
+        )
+        lines.append(
+            f"  request: {when} ({format_ms(r_end - r_start)}); "
+            "hook calls, in ms on the axis above:"
+        )
+        for event in request["events"]:
+            if not headers and event["hook"] == "wrote_header_field":
+                continue
+            t = f"{(event['time'] - origin) * 1000:9.3f}"
+            args = _format_args(event["args"])
+            late = "  (after the call returned)" if event["after_return"] else ""
+            line = (
+                f"  {paint(t, 'dim')}  {event['hook']:<24} {args}{paint(late, 'dim')}"
+            )
+            lines.append(line.rstrip())
+        if request["error"] is not None:
+            lines.append(paint(f"  error: {request['error']}", "red"))
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _request_title(request: RequestData, glyphs: _Glyphs) -> str:
+    parts = [f"{request['method']} {request['url']}"]
+    if request["status"] is not None:
+        parts.append(f"{glyphs.arrow} {request['status']}")
+    elif request["error"] is not None:
+        parts.append(f"{glyphs.arrow} failed")
+    conn = request["connection"]
+    details = []
+    if conn is not None and conn["protocol"]:
+        details.append(conn["protocol"])
+    if conn is not None and request["reused"] is not None:
+        details.append(
+            f"connection #{conn['id']} ({'reused' if request['reused'] else 'new'})"
+        )
+    if details:
+        parts.append(f"  [{', '.join(details)}]")
+    return "  ".join(parts[:2]) + "".join(parts[2:])
+
+
+def _why_absent(phase: str, request: RequestData, conn: str) -> str:
+    hooks = {e["hook"] for e in request["events"]}
+    if phase in ("dns", "connect", "tls"):
+        if request["reused"]:
+            got = next((e for e in request["events"] if e["hook"] == "got_conn"), None)
+            idle = ""
+            if got is not None and got["args"].get("was_idle"):
+                idle_time = got["args"].get("idle_time")
+                if isinstance(idle_time, (int, float)):
+                    idle = f", idle for {format_ms(idle_time)}"
+            return f"skipped: reused {conn}{idle}" if phase == "dns" else "skipped"
+        if phase == "dns" and "connect_start" in hooks:
+            return "none: the URL's host is an IP address"
+        if phase == "tls" and "connect_done" in hooks and "got_conn" in hooks:
+            return "none: plain HTTP"
+        if "got_conn" in hooks and phase != "tls":
+            return "not observed (see the support matrix)"
+        return "not reached" if request["error"] is not None else ""
+    if phase in ("send", "wait", "transfer") and request["error"] is not None:
+        return "not reached"
+    return ""
+
+
+def format_ms(seconds: float) -> str:
+    """A duration in seconds as milliseconds, with precision that suits its size."""
+    ms = seconds * 1000
+    if ms == 0:
+        return "0 ms"
+    if ms >= 100:
+        return f"{ms:.0f} ms"
+    if ms >= 10:
+        return f"{ms:.1f} ms"
+    return f"{ms:.2f} ms"
+
+
+def _format_args(args: Mapping[str, Any]) -> str:
+    parts = []
+    for name, value in args.items():
+        if name == "state" and isinstance(value, Mapping):
+            parts.append(f"state=({_format_tls(value)})")
+        elif name == "idle_time" and isinstance(value, (int, float)):
+            parts.append(f"idle_time={format_ms(value)}")
+        elif name == "conn" and isinstance(value, str) and value.startswith("#"):
+            parts.append(f"conn={value}")
+        else:
+            parts.append(f"{name}={_short(value)}")
+    return " ".join(parts)
+
+
+def _format_tls(state: Mapping[str, Any]) -> str:
+    if not state.get("handshake_complete"):
+        return "no handshake"
+    bits = [
+        str(state.get("version")),
+        str(state.get("cipher")),
+        f"alpn={state.get('negotiated_protocol')!r}",
+        f"server_name={state.get('server_name')!r}",
+    ]
+    return " ".join(bits)
+
+
+def _short(value: Any, limit: int = 120) -> str:
+    text = repr(value) if not isinstance(value, list) or value else "[]"
+    if isinstance(value, list) and value and all(isinstance(v, list) for v in value):
+        text = (
+            "["
+            + ", ".join(
+                f"{k}: {v}" for k, v in (tuple(p) for p in value if len(p) == 2)
+            )
+            + "]"
+        )
+    return text if len(text) <= limit else text[: limit - 1] + "…"
