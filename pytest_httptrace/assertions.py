@@ -666,8 +666,9 @@ def assert_hook_sequence(source: Source, expected: Sequence[PatternItem]) -> Non
     lines += [f"hint: {h}" for h in outcome.hints]
     left_out = len(subject.events) - len(compared)
     if left_out:
+        calls = "call" if left_out == 1 else "calls"
         lines.append(
-            f"(not compared: {left_out} wrote_header_field calls; a pattern that "
+            f"(not compared: {left_out} wrote_header_field {calls}; a pattern that "
             "names wrote_header_field compares them)"
         )
     focus = compared[outcome.focus] if outcome.focus is not None and compared else None

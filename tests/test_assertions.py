@@ -419,7 +419,7 @@ def test_failure_text_for_an_argument_mismatch() -> None:
                                                        reused: expected False, got True
         diverged at [1] got_conn: expected hook('got_conn', reused=False)
         remains unmatched: hook('got_conn', reused=False), ...
-        (not compared: 1 wrote_header_field calls; a pattern that names wrote_header_field compares them)
+        (not compared: 1 wrote_header_field call; a pattern that names wrote_header_field compares them)
 
         requests:
           #1 GET https://example.test/  (status 200, returned at 5.500 ms, closed at 5.500 ms, made at test_x.py:12)
@@ -450,7 +450,7 @@ def test_failure_text_when_a_hook_never_comes() -> None:
               and:                            [2] wrote_headers
         diverged: no hook from [1] on matches 'got_first_response_byte'
         remains unmatched: 'got_first_response_byte', ...
-        (not compared: 1 wrote_header_field calls; a pattern that names wrote_header_field compares them)
+        (not compared: 1 wrote_header_field call; a pattern that names wrote_header_field compares them)
         """  # noqa: E501
     )
 
