@@ -14,7 +14,12 @@ import threading
 from collections.abc import Iterator
 
 import pytest
+import trustme  # noqa: F401
 
+# Imported once, up front: pytester's inline runs drop the modules first imported
+# inside them, and cryptography (under trustme) cannot be imported a second time.
+import pytest_httptrace.raw_server
+import pytest_httptrace.server  # noqa: F401
 from pytest_httptrace import httpx_trace, trace
 
 SHIPPED = httpx_trace.original_functions()

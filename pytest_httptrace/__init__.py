@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from ._version import __version__
 
 if TYPE_CHECKING:
+    from ._recording import HTTPTraceLeakWarning
     from .assertions import (
         HookMatcher,
         assert_after_return,
@@ -76,6 +77,7 @@ _MODULES = {
         "render_timeline",
     ),
     "httpx_trace": ("RequestAbortedByHook", "wait_for_100_continue"),
+    "_recording": ("HTTPTraceLeakWarning",),
 }
 _WHERE = {name: module for module, names in _MODULES.items() for name in names}
 
@@ -87,6 +89,7 @@ __all__ = [
     "DNSStartInfo",
     "Event",
     "GotConnInfo",
+    "HTTPTraceLeakWarning",
     "HookMatcher",
     "HookName",
     "Recorder",

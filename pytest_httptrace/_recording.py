@@ -60,8 +60,14 @@ class TestSettings:
                 config.getini("httptrace_wait_for_100_continue") or None,
             )
         )
-        self.enabled = marker is not None or "httptrace_recorder" in getattr(
+        #: The test asked for recording (fixture or marker): leak checks apply.
+        self.requested = marker is not None or "httptrace_recorder" in getattr(
             item, "fixturenames", ()
+        )
+        #: The test records: asked for, or every test under --httptrace-report
+        #: (which only observes: no leak check for tests that did not ask).
+        self.enabled = self.requested or bool(
+            config.getoption("httptrace_report", None)
         )
 
 
@@ -83,17 +89,33 @@ def _wait_setting(value: object) -> float | None:
     return seconds
 
 
+settings_key = pytest.StashKey[TestSettings]()
+
+
+def settings_of(item: pytest.Item) -> TestSettings:
+    """The item's settings (computed at collection; computed now for late items)."""
+    settings = item.stash.get(settings_key, None)
+    if settings is None:
+        settings = item.stash[settings_key] = TestSettings(item)
+    return settings
+
+
 class RecordingPlugin:
     """Starts a recorder for each test that wants one; see the module docstring."""
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
 
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        # Bad marker arguments are a usage error of the whole run, found up front.
+        for item in items:
+            item.stash[settings_key] = TestSettings(item)
+
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_protocol(
         self, item: pytest.Item, nextitem: pytest.Item | None
     ) -> Generator[None, object, object]:
-        wait = TestSettings(item).wait_for_100_continue
+        wait = settings_of(item).wait_for_100_continue
         if wait is None:
             return (yield)
         from . import httpx_trace
@@ -109,7 +131,7 @@ class RecordingPlugin:
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, None, None]:
-        if TestSettings(item).enabled:
+        if settings_of(item).enabled:
             from .recorder import Recorder
 
             recorder = Recorder.start()
@@ -137,8 +159,9 @@ class RecordingPlugin:
                 self._check_leaks(item, recorder)
 
     def _check_leaks(self, item: pytest.Item, recorder: Recorder) -> None:
-        mode = TestSettings(item).leaks
-        if mode == "off":
+        settings = settings_of(item)
+        mode = settings.leaks
+        if mode == "off" or not settings.requested:
             return
         from .assertions import assert_no_leaks, find_leaks
 
@@ -152,7 +175,18 @@ class RecordingPlugin:
             message = str(error)
         if mode == "error":
             pytest.fail(message, pytrace=False)
-        warnings.warn(HTTPTraceLeakWarning(message), stacklevel=1)
+        # Point the warning at the user's line that made the first leaking request.
+        filename, _, line = (leaks[0].origin or "").rpartition(":")
+        if filename and line.isdigit():
+            warnings.warn_explicit(
+                HTTPTraceLeakWarning(message),
+                HTTPTraceLeakWarning,
+                filename,
+                int(line),
+                registry={},  # report every leak, not once per line
+            )
+        else:
+            warnings.warn(HTTPTraceLeakWarning(message), stacklevel=1)
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(

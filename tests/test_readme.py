@@ -19,7 +19,7 @@ def _first_example() -> str:
 
 
 def test_first_example_passes(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(test_readme=_first_example())
+    pytester.makepyfile(test_example_from_readme=_first_example())
     result = pytester.runpytest("-p", "httptrace", "-W", "error")
     result.assert_outcomes(passed=1)
 
@@ -35,7 +35,7 @@ def test_first_example_fails_for_a_client_built_per_request(
         '        client.get(httptrace_server.url("/"))\n',
     )
     assert broken != _first_example()
-    pytester.makepyfile(test_readme=broken)
+    pytester.makepyfile(test_example_from_readme=broken)
     result = pytester.runpytest("-p", "httptrace")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*assert_reused*", "*new connection*"])
