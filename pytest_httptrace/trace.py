@@ -375,9 +375,9 @@ def context_client_trace() -> ClientTrace | None:
 def register_global(trace: ClientTrace) -> None:
     """Apply ``trace`` to every request of the process (used by the recorder)."""
     global _GLOBAL
+    _acquire_sources()  # first: an unsupported httpx fails here, leaving no trace
     with _sources_lock:
         _GLOBAL = (*_GLOBAL, trace)
-    _acquire_sources()
 
 
 def unregister_global(trace: ClientTrace) -> None:

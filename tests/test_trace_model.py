@@ -201,3 +201,20 @@ def test_instrumentation_installed_only_while_a_trace_is_in_effect() -> None:
         assert httpx_trace.installed()
     assert not httpx_trace.installed()
     assert httpx.HTTPTransport.__dict__["handle_request"] is shipped
+
+
+def test_unsupported_httpx_version_fails_once_with_the_range(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pytest_httptrace import Recorder, httpx_trace, trace
+
+    monkeypatch.setattr(httpx_trace, "version", lambda dist: "9.9.9")
+    with pytest.raises(RuntimeError) as info, with_client_trace(ClientTrace()):
+        pass
+    message = str(info.value)
+    assert "supports httpx 0.27.x or 0.28.x, found httpx 9.9.9" in message
+    assert "-p no:httptrace" in message
+    with pytest.raises(RuntimeError, match="found httpx 9.9.9"):
+        Recorder.start()
+    assert not httpx_trace.installed()
+    assert not trace.instrumentation_active() and trace._GLOBAL == ()
