@@ -696,7 +696,7 @@ class RawServer(_Endpoint):
 
     def __repr__(self) -> str:
         state = "running" if self._thread is not None else "stopped"
-        return f"<RawServer {self.url('')} {state}>"
+        return f"<RawServer {self.scheme}://{self.host}:{self.port} {state}>"
 
 
 def start_raw_server(

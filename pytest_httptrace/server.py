@@ -292,6 +292,9 @@ class _Exchange:
         self.started = False
         self.finished = False
         self.disconnected = False
+        #: The connection failed under a `send` (e.g. the client wrote after the
+        #: server's close_notify): the client's doing, not the handler's.
+        self.connection_error: OSError | None = None
         client = scope.get("client")
         self.live = server._tracker.find(client) if client else None
         headers = [
@@ -308,7 +311,7 @@ class _Exchange:
             started_at=time.monotonic(),
         )
         if self.live is not None:
-            self.live.begin(self.log)
+            self.live.begin(self)
         server.log._add_request(self.live.log if self.live else None, self.log)
 
     @property
@@ -342,7 +345,11 @@ class _Exchange:
                 ]
         elif message["type"] == "http.response.body" and not message.get("more_body"):
             self.finished = True
-        await self._send(message)
+        try:
+            await self._send(message)
+        except OSError as error:
+            self.connection_error = error
+            raise
         if self.finished:
             self.close()
 
@@ -351,7 +358,7 @@ class _Exchange:
         if self.log.finished_at is None:
             self.log.finished_at = time.monotonic()
             if self.live is not None:
-                self.live.end(self.log)
+                self.live.end(self)
             self.server.log._changed()
 
     async def read_body(self) -> bytes:
@@ -476,7 +483,15 @@ async def _status(ex: _Exchange, match: re.Match[str]) -> None:
         )
         return
     phrase = HTTPStatus(code).phrase if code in HTTPStatus._value2member_map_ else ""
-    await ex.respond(code, f"{code} {phrase}".strip())
+    headers = []
+    if ex.log.http_version != "2" and (
+        ex.log.header("content-length") not in (None, "0")
+        or ex.log.header("transfer-encoding") is not None
+    ):
+        # hypercorn closes an HTTP/1.1 connection whose request body is not all in
+        # when the response ends, without a word: a race for a client reusing it.
+        headers.append(("connection", "close"))
+    await ex.respond(code, f"{code} {phrase}".strip(), headers)
 
 
 async def _delay(ex: _Exchange, match: re.Match[str]) -> None:
@@ -658,6 +673,9 @@ class _App:
                 else:
                     await ex.respond(404, _not_found_text(ex.log.method, ex.log.path))
         except Exception as error:
+            if ex.connection_error is not None:
+                logger.debug("connection lost under a route", exc_info=error)
+                return
             route_error = RouteError(ex.log.method, ex.log.path, error)
             if generation == server._generation:
                 server._add_error(route_error)
@@ -687,19 +705,21 @@ class _Live:
         self.transport = cast(asyncio.Transport, transport)
         self._pending_100 = False
         self._current: RequestLog | None = None
-        self.active = 0  # requests in flight
+        #: Requests in flight on it.
+        self.exchanges: set[_Exchange] = set()
 
-    def begin(self, request: RequestLog) -> None:
-        self.active += 1
+    def begin(self, exchange: _Exchange) -> None:
+        request = exchange.log
+        self.exchanges.add(exchange)
         if request.http_version == "2":  # h2c: HTTP/2 without TLS, no ALPN to tell
             self.log.protocol = "HTTP/2"
         request.sent_100_continue = self._pending_100
         self._pending_100 = False
         self._current = request
 
-    def end(self, request: RequestLog) -> None:
-        self.active -= 1
-        if self._current is request:
+    def end(self, exchange: _Exchange) -> None:
+        self.exchanges.discard(exchange)
+        if self._current is exchange.log:
             self._current = None
 
     def wrote(self, data: bytes | bytearray | memoryview) -> None:
@@ -750,8 +770,12 @@ class _Tracker:
     def abort(self, *, idle_only: bool) -> None:
         """Close connections now, without TLS ``close_notify`` (stop must not wait)."""
         for live in list(self._live.values()):
-            if not (idle_only and live.active):
+            if not (idle_only and live.exchanges):
                 live.transport.abort()
+
+    def finishing(self) -> bool:
+        """A handler has handed over its whole response but not returned yet."""
+        return any(ex.finished for live in self._live.values() for ex in live.exchanges)
 
 
 class _TapTransport:
@@ -1003,6 +1027,7 @@ class TestServer(_Endpoint):
         self._thread: threading.Thread | None = None
         self._loop: _ServerLoop | None = None
         self._shutdown: asyncio.Event | None = None
+        self._shutdown_task: asyncio.Task[None] | None = None
         self._listening = threading.Event()
 
     # -- routes and per-test state
@@ -1159,13 +1184,23 @@ class TestServer(_Endpoint):
         if thread is None or loop is None:
             return
 
-        def begin_shutdown() -> None:
+        async def begin_shutdown() -> None:
+            # The client may have its response while the handler has yet to return
+            # (HTTP/2 writes from another task): a few loop turns, so that such a
+            # connection counts as idle.
+            for _ in range(100):
+                if not self._tracker.finishing():
+                    break
+                await asyncio.sleep(0)
             self._tracker.abort(idle_only=True)
             if shutdown is not None:
                 shutdown.set()
 
+        def start_shutdown() -> None:
+            self._shutdown_task = loop.create_task(begin_shutdown())
+
         with contextlib.suppress(RuntimeError):  # the loop is already closed
-            loop.call_soon_threadsafe(begin_shutdown)
+            loop.call_soon_threadsafe(start_shutdown)
         thread.join(THREAD_TIMEOUT)
         if thread.is_alive():
             raise RuntimeError(f"the test server did not stop within {THREAD_TIMEOUT}s")
@@ -1184,7 +1219,7 @@ class TestServer(_Endpoint):
 
     def __repr__(self) -> str:
         state = "running" if self._thread is not None else "stopped"
-        return f"<TestServer {self.url('')} {state}>"
+        return f"<TestServer {self.scheme}://{self.host}:{self.port} {state}>"
 
 
 def _cancel_tasks(loop: asyncio.AbstractEventLoop) -> None:
