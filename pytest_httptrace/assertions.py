@@ -433,11 +433,11 @@ def _match(
         if pos >= n:
             out.rows.append(_Row("nomatch:", expected, "(end of the recording)"))
             out.summary = f"the recording ended after {n} hooks"
+            after = f" after {text(n - 1, False)}" if n else ""
             out.diverged = (
-                f"diverged at the end of the recording: expected {expected} after "
-                f"{text(n - 1, False)}"
+                f"diverged at the end of the recording: expected {expected}{after}"
             )
-            out.focus = n - 1
+            out.focus = n - 1 if n else None
             return
         out.rows.append(_Row("nomatch:", expected, text(pos, True), notes(i, pos)))
         out.summary = f"diverged at {text(pos, False)}"
