@@ -9,7 +9,12 @@ from typing import Any
 import httpx
 import pytest
 
-from pytest_httptrace import ClientTrace, Recorder, RequestAbortedByHook, with_client_trace
+from pytest_httptrace import (
+    ClientTrace,
+    Recorder,
+    RequestAbortedByHook,
+    with_client_trace,
+)
 
 
 def _visible(hooks: list[str]) -> list[str]:

@@ -214,7 +214,7 @@ def test_unsupported_httpx_version_fails_once_with_the_range(
     message = str(info.value)
     assert "supports httpx 0.27.x or 0.28.x, found httpx 9.9.9" in message
     assert "-p no:httptrace" in message
-    with pytest.raises(RuntimeError, match="found httpx 9.9.9"):
+    with pytest.raises(RuntimeError, match=r"found httpx 9\.9\.9"):
         Recorder.start()
     assert not httpx_trace.installed()
     assert not trace.instrumentation_active() and trace._GLOBAL == ()
