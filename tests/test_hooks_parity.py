@@ -416,3 +416,29 @@ def test_raising_hook_is_reraised_and_pool_stays_healthy(
         info = asyncio.run(main())
     assert str(info.value) == f"boom in {hook_name}"
     assert f"ClientTrace.{hook_name} hook of GET {url}" in info.value.__notes__[0]
+
+
+def test_each_redirect_hop_is_its_own_request(
+    httptrace_server: Any, httptrace_recorder: Recorder
+) -> None:
+    with httptrace_server.client(follow_redirects=True) as client:
+        response = client.get(httptrace_server.url("/redirect/2"))
+    assert response.status_code == 200 and len(response.history) == 2
+    hops = httptrace_recorder.requests
+    assert [r.status for r in hops] == [302, 302, 200]
+    assert hops[-1].url == httptrace_server.url("/")
+    assert [r.got_conn.reused for r in hops if r.got_conn] == [False, True, True]
+    # Each hop's connection went back to the pool before the call returned.
+    assert not any(e.after_return for r in hops for e in r.events)
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_plain_http_has_no_tls_hooks(
+    mode: str, httptrace_http_server: Any, httptrace_recorder: Recorder
+) -> None:
+    get_twice(mode, httptrace_http_server, http2=False)
+    first, second = httptrace_recorder.requests
+    assert hooks(first) == [h for h in COLD if not h.startswith("tls_")] + [
+        "put_idle_conn"
+    ]
+    assert hooks(second) == [*WARM, "put_idle_conn"]
