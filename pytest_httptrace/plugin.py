@@ -24,6 +24,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="what to do when a recorded request's connection is never returned "
         "or closed (default: the httptrace_leaks ini value, 'warn').",
     )
+    group.addoption(
+        "--httptrace-report",
+        dest="httptrace_report",
+        default=None,
+        metavar="PATH",
+        help="record every test's httpx requests and write PATH.json (Chrome trace "
+        "events, for Perfetto) and PATH.html (waterfalls) at the end of the run.",
+    )
     parser.addini(
         "httptrace_leaks",
         "off / warn / error: leak check of recorded tests (default warn)",
@@ -47,6 +55,12 @@ def pytest_configure(config: pytest.Config) -> None:
     from ._recording import RecordingPlugin
 
     config.pluginmanager.register(RecordingPlugin(config), "httptrace-recording")
+    report = config.getoption("httptrace_report")
+    if report:
+        from ._reporting import ReportPlugin
+
+        plugin = ReportPlugin.from_config(config, report)
+        config.pluginmanager.register(plugin, "httptrace-report")
 
 
 # -- recorder --
