@@ -108,7 +108,7 @@ class HookMatcher:
 
 
 #: An item of an `assert_hook_sequence` pattern.
-PatternItem: TypeAlias = "str | HookMatcher | EllipsisType"
+PatternItem: TypeAlias = str | HookMatcher | EllipsisType
 
 
 def hook(name: str, **arg_matchers: object) -> HookMatcher:
@@ -204,9 +204,8 @@ def _callable_name(fn: object) -> str:
 # -- what a helper was given -----------------------------------------------------------
 
 
-Source: TypeAlias = (
-    "RequestRecord | Recorder | Iterable[Event] | Iterable[RequestRecord]"
-)
+#: What `assert_hook_sequence` accepts as the recorded side.
+Source: TypeAlias = RequestRecord | Recorder | Iterable[Event] | Iterable[RequestRecord]
 
 
 @dataclass

@@ -7,8 +7,11 @@ same text. The helpers hide their own frames: a traceback ends at the user's lin
 
 from __future__ import annotations
 
+import os
+import re
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -253,15 +256,27 @@ def test_pattern_mistakes_are_errors_of_the_test(
     result.stdout.no_fnmatch_line("*pytest_httptrace*assertions.py*")
 
 
-def test_a_users_unclosed_stream_is_named_with_its_line(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The issue's acceptance case: a test written by a user, with the plugin's own
-    fixtures, leaves a ``stream=True`` response open; the message names its line."""
-    for name in list(__import__("os").environ):
+@pytest.fixture
+def plugin_run(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Run pytest in a subprocess with the plugin, as a user's suite would."""
+    for name in list(os.environ):
         if name.startswith(("PYTEST_XDIST", "PYTEST_ADDOPTS")):
             monkeypatch.delenv(name)
     monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+
+    def run() -> pytest.RunResult:
+        return pytester.runpytest_subprocess(
+            "-p", "httptrace", "-p", "no:cacheprovider"
+        )
+
+    return run
+
+
+def test_a_users_unclosed_stream_is_named_with_its_line(
+    pytester: pytest.Pytester, plugin_run: Any
+) -> None:
+    """The issue's acceptance case: a test written by a user, with the plugin's own
+    fixtures, leaves a ``stream=True`` response open; the message names its line."""
     pytester.makepyfile(
         test_download="""
         from pytest_httptrace.assertions import assert_no_leaks
@@ -275,7 +290,7 @@ def test_a_users_unclosed_stream_is_named_with_its_line(
                     response.close()
         """  # noqa: E501
     )
-    result = pytester.runpytest_subprocess("-p", "httptrace", "-p", "no:cacheprovider")
+    result = plugin_run()
     assert result.parseoutcomes().get("failed") == 1, result.stdout.str()
     result.stdout.fnmatch_lines(
         [
@@ -288,3 +303,46 @@ def test_a_users_unclosed_stream_is_named_with_its_line(
         ],
         consecutive=True,
     )
+
+
+# -- docs/assertions.md shows each helper's failure as pytest prints it ----------------
+
+DOC = Path(__file__).parents[1] / "docs" / "assertions.md"
+EXAMPLE = re.compile(
+    r"<!-- example: (\w+) -->\n```python\n(.*?)```\n\n```text\n(.*?)\n```", re.S
+)
+
+
+def _normalized(lines: list[str]) -> list[str]:
+    """Lines with what differs between runs and machines blotted out: numbers (ports,
+    times, line numbers), resolved addresses, alignment."""
+    out = []
+    for line in lines:
+        line = re.sub(r"addrs=\[[^\]]*\]", "addrs=[...]", line)
+        line = re.sub(r"\d+(\.\d+)?", "N", line)
+        out.append(" ".join(line.split()))
+    return out
+
+
+def test_docs_show_each_failure_as_pytest_prints_it(
+    pytester: pytest.Pytester, plugin_run: Any
+) -> None:
+    examples = EXAMPLE.findall(DOC.read_text())
+    assert len(examples) == 10
+    for name, code, _ in examples:
+        header = "from pytest_httptrace.assertions import *  # noqa: F403\n"
+        pytester.makepyfile(**{f"test_{name}": header + code})
+    result = plugin_run()
+    assert result.parseoutcomes().get("failed") == len(examples), result.stdout.str()
+    printed: dict[str, list[str]] = {}
+    block: list[str] = []
+    for line in result.stdout.lines:
+        if line.startswith(">"):
+            block = [line]
+        elif line.startswith("E") and block:
+            block.append(line)
+        located = re.match(r"test_(\w+)\.py:\d+: AssertionError", line)
+        if located:
+            printed[located.group(1)], block = block, []
+    for name, _, shown in examples:
+        assert _normalized(printed[name]) == _normalized(shown.splitlines()), name
