@@ -356,12 +356,11 @@ class _Runner:
     def run(self) -> None:
         conn = self.conn
         try:
-            if conn.steps is None:
-                return
-            self._handshake()
-            for step in conn.steps:
-                self._do(step)
-                conn.steps_done += 1
+            if conn.steps is not None:
+                self._handshake()
+                for step in conn.steps:
+                    self._do(step)
+                    conn.steps_done += 1
         except _Stopped:
             pass
         except _StepFailed as failure:
@@ -667,7 +666,7 @@ class RawServer(_Endpoint):
             self._connections.append(conn)
             runner = _Runner(conn, sock, self._context)
             self._runners.append(runner)
-        runner.thread.start()
+            runner.thread.start()  # under the lock: `reset` joins what it finds
 
     def stop(self) -> None:
         """Stop accepting, drop every connection, join every thread."""
