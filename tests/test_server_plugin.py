@@ -1,0 +1,134 @@
+"""The server fixtures as pytest runs them: per-test reset, errors reported in the test
+that caused them, and a long session that stops cleanly."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+
+@pytest.fixture(autouse=True)
+def _plugin_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Inner runs load the plugin with -p, whether or not the outer run autoloads.
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+    monkeypatch.delenv("PYTEST_ADDOPTS", raising=False)
+
+
+def test_route_error_fails_the_test_that_caused_it_only(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        """
+        async def boom(scope, receive, send):
+            raise ValueError("boom in the handler")
+
+        def test_causes_it(httptrace_server):
+            httptrace_server.add_route("/boom", boom)
+            with httptrace_server.client() as client:
+                assert client.get("/boom").status_code == 500
+
+        def test_next_one(httptrace_server):
+            with httptrace_server.client() as client:
+                assert client.get("/boom").status_code == 404  # route gone
+            assert [r.path for r in httptrace_server.log.requests] == ["/boom"]
+        """
+    )
+    result = pytester.runpytest("-p", "httptrace", "-W", "error")
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*ERROR at teardown of test_causes_it*",
+            '*raise ValueError("boom in the handler")',
+            "E*ValueError: boom in the handler",
+            "*The above exception was the direct cause of the following exception*",
+            "E*RouteError: route handler for GET /boom raised "
+            "ValueError('boom in the handler'); the server answered 500*",
+        ]
+    )
+    assert "ERROR at teardown of test_next_one" not in result.stdout.str()
+
+
+def test_raw_script_failure_fails_the_test_at_teardown(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        """
+        import httpx, pytest
+        from pytest_httptrace.raw_server import ReadHead, ReadBody, Send
+
+        def test_expects_a_body(httptrace_raw_server):
+            raw = httptrace_raw_server
+            raw.script([ReadHead(), ReadBody(size=5, timeout=0.05), Send(b"x")])
+            with raw.client(timeout=0.2) as client, pytest.raises(httpx.ReadTimeout):
+                client.get(raw.url("/"))
+
+        def test_clean_after(httptrace_raw_server):
+            assert httptrace_raw_server.connections == []
+        """
+    )
+    result = pytester.runpytest("-p", "httptrace", "-W", "error")
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*ERROR at teardown of test_expects_a_body*",
+            "E*RawScriptError: connection 0, step 1 ReadBody(size=5, timeout=0.05): "
+            "nothing more after 0.05s (0 unread bytes)",
+        ]
+    )
+
+
+def test_a_session_of_200_tests_stops_cleanly(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(
+        """
+        import os, threading
+        import httpx, pytest
+        from pytest_httptrace._certs import client_ssl_context
+
+        def _fds():
+            return set(os.listdir("/proc/self/fd"))
+
+        def pytest_sessionstart(session):
+            session.config.stash_start = (_fds(), set(threading.enumerate()))
+
+        def pytest_sessionfinish(session):
+            fds, threads = session.config.stash_start
+            new_threads = [t.name for t in threading.enumerate() if t not in threads]
+            new_fds = sorted(_fds() - fds)
+            print(f"\\nLEFT BEHIND: threads={new_threads} fds={len(new_fds)}")
+
+        @pytest.fixture(scope="session")
+        def shared_client(httptrace_ca):
+            # Set up before the server, so torn down after it: the server stops
+            # while this client holds an idle TLS keep-alive connection.
+            context = client_ssl_context(httptrace_ca)
+            with httpx.Client(verify=context, trust_env=False) as client:
+                yield client
+        """
+    )
+    pytester.makepyfile(
+        """
+        import asyncio
+        import pytest
+
+        @pytest.mark.parametrize("n", range(200))
+        def test_request(shared_client, httptrace_server, n):
+            if n % 10 == 9:
+                async def main():
+                    async with httptrace_server.async_client(http2=True) as client:
+                        return await client.get("/")
+                assert asyncio.run(main()).text == "hello"
+            elif n % 2:
+                with httptrace_server.client() as client:
+                    assert client.get("/").text == "hello"
+            else:
+                assert shared_client.get(httptrace_server.url("/")).text == "hello"
+            [request] = httptrace_server.log.requests
+            assert request.path == "/"
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "httptrace", "-W", "error", "-s")
+    result.assert_outcomes(passed=200)
+    result.stdout.fnmatch_lines(["LEFT BEHIND: threads=[] fds=0"])
+    for text in ("Warning", "Exception ignored", "Traceback"):
+        assert text not in result.stderr.str()
