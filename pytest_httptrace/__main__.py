@@ -248,6 +248,10 @@ def _trace_url(
         description = _describe(error)
         if not requests:
             out.text(f"no request was sent, so no hook ran: {description}")
+        elif requests[-1]["error"] == description.partition("\n")[0]:
+            hint = description.partition("\n")[2]  # the error is shown above
+            if hint:
+                out.text(hint)
         else:
             out.text(f"error: {description}")
         out.finish(description)
@@ -494,6 +498,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         return 130
+    except BrokenPipeError:  # `httptrace | head`: the reader went away
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # no second error at interpreter exit
+        return 1
 
 
 if __name__ == "__main__":

@@ -167,6 +167,22 @@ def test_tour_as_a_subprocess_and_console_script() -> None:
     assert len(json.loads(proc.stdout)["groups"]) == len(TOUR_SECTIONS)
 
 
+def test_closed_pipe_is_not_a_traceback() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest_httptrace"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=_env(),
+    )
+    with proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        assert proc.stdout.read(10) == b"httptrace "
+        proc.stdout.close()  # like `httptrace | head -c 10`
+        stderr = proc.stderr.read().decode()
+        assert proc.wait(timeout=120) == 1
+    assert "Traceback" not in stderr, stderr
+
+
 def test_tour_takes_no_request_options(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["--http2"])
