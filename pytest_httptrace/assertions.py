@@ -29,7 +29,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import EllipsisType
-from typing import Literal, NoReturn, TypeAlias
+from typing import Literal, NamedTuple, NoReturn, TypeAlias
 
 from .recorder import Event, Recorder, RequestRecord
 from .trace import HOOK_ARGS, HOOK_NAMES, TLSConnectionState, _did_you_mean
@@ -1381,12 +1381,71 @@ def render_timeline(
     )
 
 
-@dataclass
-class _Entry:
-    event: Event
-    text: str
+class _Entry(NamedTuple):
+    """One line of a timeline: ``events[start:stop]`` (one event, or a run of header
+    fields folded together) and the position of that event in a pattern match."""
+
+    start: int
+    stop: int
     position: int | None
-    count: int = 1
+
+    def text(self, events: Sequence[Event]) -> str:
+        first = events[self.start]
+        if self.stop - self.start > 1:
+            run = events[self.start : self.stop]
+            keys = ", ".join(str(e.args.get("key", "?")) for e in run)
+            text = _clip(f"wrote_header_field x{len(run)}: {keys}", 80)
+        else:
+            text = _event_text(first)
+        return text + ("  (after return)" if first.after_return else "")
+
+
+def _entries(
+    events: Sequence[Event], positions: Mapping[Event, int] | None, collapse: bool
+) -> list[_Entry]:
+    entries: list[_Entry] = []
+    folding = False  # whether the last entry is a foldable header field
+    for i, e in enumerate(events):
+        position = None if positions is None else positions.get(e)
+        foldable = collapse and position is None and e.hook == "wrote_header_field"
+        if folding and foldable and events[i - 1].request is e.request:
+            entries[-1] = entries[-1]._replace(stop=i + 1)
+        else:
+            entries.append(_Entry(i, i + 1, position))
+        folding = foldable
+    return entries
+
+
+def _window(
+    events: Sequence[Event],
+    entries: Sequence[_Entry],
+    focus: Event | None,
+    max_entries: int | None,
+) -> list[int | None]:
+    """Indices of the entries to show; None where lines are left out. A long
+    timeline keeps its first and last 3 lines and the lines around ``focus``."""
+    count = len(entries)
+    if max_entries is None or count <= max_entries:
+        return list(range(count))
+    center = 0
+    if focus is not None:
+        center = next(
+            (
+                i
+                for i, entry in enumerate(entries)
+                if events[entry.start] is focus or events[entry.start].time > focus.time
+            ),
+            count - 1,
+        )
+    half = max(1, (max_entries - 6) // 2)
+    keep = set(range(3)) | set(range(count - 3, count))
+    keep |= set(range(max(0, center - half), min(count, center + half + 1)))
+    shown: list[int | None] = []
+    for i in sorted(keep):
+        if shown and shown[-1] != i - 1:
+            shown.append(None)
+        shown.append(i)
+    return shown
 
 
 def _timeline(
@@ -1397,117 +1456,69 @@ def _timeline(
     collapse: bool = True,
     max_entries: int | None = _MAX_TIMELINE,
 ) -> list[str]:
-    entries: list[_Entry] = []
-    for e in events:
-        position = None if positions is None else positions.get(e)
-        last = entries[-1] if entries else None
-        if (
-            collapse
-            and e.hook == "wrote_header_field"
-            and position is None
-            and last is not None
-            and last.event.hook == "wrote_header_field"
-            and last.position is None
-            and last.event.request is e.request
-        ):
-            last.count += 1
-            continue
-        entries.append(_Entry(e, "", position))
-    for entry in entries:
-        if entry.count > 1:
-            entry.text = _header_group(events, entry)
-        else:
-            entry.text = _event_text(entry.event)
-        if entry.event.after_return:
-            entry.text += "  (after return)"
-
-    shown: list[int | None] = list(range(len(entries)))
-    if max_entries is not None and len(entries) > max_entries:
-        center = 0
-        if focus is not None:
-            for idx, candidate in enumerate(entries):
-                if candidate.event is focus or candidate.event.time > focus.time:
-                    center = idx
-                    break
-        half = max(1, (max_entries - 6) // 2)
-        keep = set(range(3)) | set(range(len(entries) - 3, len(entries)))
-        keep |= set(range(max(0, center - half), min(len(entries), center + half + 1)))
-        shown = []
-        last_kept = -1
-        for kept in sorted(keep):
-            if kept != last_kept + 1:
-                shown.append(None)
-            shown.append(kept)
-            last_kept = kept
-
+    """The legend of requests, then one aligned line per entry (see
+    `render_timeline`); with ``positions``, a first column gives each compared
+    event's position in the pattern match."""
+    entries = _entries(events, positions, collapse)
+    shown = _window(events, entries, focus, max_entries)
     t0 = min(e.time for e in events)
-    with_positions = positions is not None
-    header = ["", "ms", "req", "conn", "thread", "hook"]
+
+    header = ["ms", "req", "conn", "thread", "hook"]
     rows: list[list[str] | None] = []
-    requests: dict[int, RequestRecord] = {}
-    for entry in entries:
-        if entry.event.request is not None:
-            requests.setdefault(id(entry.event.request), entry.event.request)
     for i in shown:
         if i is None:
             rows.append(None)
             continue
         entry = entries[i]
-        e = entry.event
+        e = events[entry.start]
         r = e.request
-        thread = e.thread if not e.task else f"{e.thread}/{e.task}"
-        rows.append(
-            [
-                f"[{entry.position}]" if entry.position is not None else "",
-                f"{(e.time - t0) * 1000:.3f}",
-                f"#{r.id}" if r is not None else "-",
-                _conn_label(r) if r is not None else "-",
-                thread,
-                entry.text,
-            ]
-        )
-    if not with_positions:
-        header = header[1:]
-        rows = [None if row is None else row[1:] for row in rows]
+        row = [
+            f"{(e.time - t0) * 1000:.3f}",
+            f"#{r.id}" if r is not None else "-",
+            _conn_label(r) if r is not None else "-",
+            e.thread if not e.task else f"{e.thread}/{e.task}",
+            entry.text(events),
+        ]
+        if positions is not None:
+            row.insert(0, "" if entry.position is None else f"[{entry.position}]")
+        rows.append(row)
+    if positions is not None:
+        header.insert(0, "")
     widths = [
         max([len(header[c])] + [len(row[c]) for row in rows if row is not None])
         for c in range(len(header))
     ]
-    ms_col = 1 if with_positions else 0
+    ms_column = header.index("ms")
 
     def line(cells: list[str]) -> str:
-        out = []
-        for c, cell in enumerate(cells[:-1]):
-            out.append(cell.rjust(widths[c]) if c == ms_col else cell.ljust(widths[c]))
-        out.append(cells[-1])
-        return ("  " + "  ".join(out)).rstrip()
+        padded = [
+            cell.rjust(widths[c]) if c == ms_column else cell.ljust(widths[c])
+            for c, cell in enumerate(cells[:-1])
+        ]
+        return "  " + "  ".join([*padded, cells[-1]])
 
+    # The legend names the requests of the lines shown (at most 20 of them).
+    requests = {id(e.request): e.request for e in events if e.request is not None}
+    shown_ids = {
+        id(events[entries[i].start].request) for i in shown if i is not None
+    } & requests.keys()
+    listed = sorted((requests[k] for k in shown_ids), key=lambda r: r.id)[:20]
     lines = ["requests:"]
-    listed = sorted(requests.values(), key=lambda r: r.id)
-    for r in listed[:20]:
-        lines.append(f"  {_req(r)}  ({_outcome(r, t0)})")
-    if len(listed) > 20:
-        lines.append(f"  ... {len(listed) - 20} more")
-    if not listed:
+    lines += [f"  {_req(r)}  ({_outcome(r, t0)})" for r in listed]
+    if len(requests) > len(listed):
+        lines.append(f"  ... and {len(requests) - len(listed)} more")
+    if not requests:
         lines.append("  (events not attributed to a request)")
     lines.append("timeline (ms since the first hook call):")
-    lines.append(line(header))
-    previous = -1
-    for k, (shown_index, row) in enumerate(zip(shown, rows, strict=True)):
-        if shown_index is None or row is None:
-            following = shown[k + 1]
-            assert following is not None
-            lines.append(f"  ... ({following - previous - 1} more lines)")
+    lines.append(line(header).rstrip())
+    for k, (i, cells) in enumerate(zip(shown, rows, strict=True)):
+        if i is None or cells is None:
+            before, after = shown[k - 1], shown[k + 1]
+            assert before is not None and after is not None
+            lines.append(f"  ... ({after - before - 1} more lines)")
         else:
-            lines.append(line(row))
-            previous = shown_index
+            lines.append(line(cells).rstrip())
     return lines
-
-
-def _header_group(events: Sequence[Event], entry: _Entry) -> str:
-    start = next(i for i, e in enumerate(events) if e is entry.event)
-    keys = [str(e.args.get("key", "?")) for e in events[start : start + entry.count]]
-    return _clip(f"wrote_header_field x{entry.count}: {', '.join(keys)}", 80)
 
 
 def _outcome(request: RequestRecord, t0: float) -> str:

@@ -1133,3 +1133,22 @@ def test_real_50_tasks_multiplexed_on_one_http2_connection(
     assert_max_connections(recorder, 1)
     assert_max_connections(recorder, 1, state="in_use")
     assert_no_leaks(recorder)
+
+
+def test_render_timeline_legend_names_the_requests_shown() -> None:
+    requests = [
+        make_request(["get_conn", "got_conn", "wrote_headers"], id=i, start=i)
+        for i in range(1, 31)
+    ]
+    lines = render_timeline(requests, max_events=12).splitlines()
+    legend = lines[1 : lines.index("timeline (ms since the first hook call):")]
+    assert [line.split()[0] for line in legend] == ["#1", "#2", "#30", "..."]
+    assert legend[-1] == "  ... and 27 more"
+    # Header fields of different requests are not folded together.
+    a = make_request([("wrote_header_field", {"key": "A", "values": ["1"]})] * 2)
+    b = make_request(
+        [("wrote_header_field", {"key": "B", "values": ["2"]})], id=2, start=0.0015
+    )
+    text = render_timeline([a, b])
+    assert "#1   -     MainThread  wrote_header_field x2: A, A" in text
+    assert "#2   -     MainThread  wrote_header_field B: 2" in text

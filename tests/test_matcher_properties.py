@@ -295,6 +295,11 @@ def test_header_fields_are_compared_only_when_the_pattern_names_them(
 # -- linear-ish on long recordings -----------------------------------------------------
 
 
+#: A wall-clock bound loose enough for a loaded CI machine (these take 0.05-0.3 s on
+#: a laptop); the exact check of linearity is the comparison count.
+GENEROUS = 5.0
+
+
 def _long(n: int) -> list[Event]:
     cycle = ["get_conn", "got_conn", "wrote_headers", "wrote_request"]
     return [
@@ -323,7 +328,7 @@ def test_100k_events_match_quickly(pattern: list[PatternItem]) -> None:
     assert_hook_sequence(evs, pattern)
     elapsed = time.perf_counter() - started
     assert outcome.comparisons <= len(evs) * len(pattern)
-    assert elapsed < 2.0, f"{elapsed:.2f}s for {len(evs)} events"
+    assert elapsed < GENEROUS, f"{elapsed:.2f}s for {len(evs)} events"
 
 
 def test_100k_events_failure_is_quick_and_short() -> None:
@@ -332,7 +337,7 @@ def test_100k_events_failure_is_quick_and_short() -> None:
     with pytest.raises(AssertionError) as excinfo:
         assert_hook_sequence(evs, ["get_conn", ..., "got_100_continue", ...])
     elapsed = time.perf_counter() - started
-    assert elapsed < 2.0, f"{elapsed:.2f}s"
+    assert elapsed < GENEROUS, f"{elapsed:.2f}s"
     assert len(str(excinfo.value).splitlines()) < 80
 
 
