@@ -1013,8 +1013,8 @@ def assert_max_connections(
             lines.append(f"  {conn.label}  {by_text}, from {_ms(start, t0)}{until}")
     if state == "open":
         lines.append(
-            "(a connection counts as open from its first got_conn until it is closed; "
-            "state='in_use' counts connections held by a request)"
+            "(a connection counts as open from when it was dialed until it was "
+            "closed; state='in_use' counts connections held by a request)"
         )
     else:
         lines.append(

@@ -702,7 +702,7 @@ def test_max_connections_open() -> None:
           c1  opened by #1 GET https://example.test/0, from 2.000 ms, never closed
           c2  opened by #2 GET https://example.test/1, from 3.000 ms, never closed
           c3  opened by #3 GET https://example.test/2, from 4.000 ms, never closed
-        (a connection counts as open from its first got_conn until it is closed; state='in_use' counts connections held by a request)
+        (a connection counts as open from when it was dialed until it was closed; state='in_use' counts connections held by a request)
         hint: is the pool limited (httpx.Limits(max_connections=...))? is one client shared by the requests? are responses closed before the next request?
         """  # noqa: E501
     )
