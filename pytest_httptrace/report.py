@@ -377,6 +377,8 @@ def html_report(
             f"{e(PHASE_TITLES[p])}</span>"
             for p in PHASES
         ),
+        '<span><i style="background:#e3e7ee"></i>in flight, in no phase (e.g. '
+        "waiting for a connection)</span>",
         '<span><i style="background:#d0342c;width:3px"></i>1xx response</span>',
         '<input id="filter" type="search" placeholder="filter tests by name">',
         "</div>",
