@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from ._recording import HTTPTraceLeakWarning
     from .assertions import (
         HookMatcher,
+        PatternItem,
         assert_after_return,
         assert_concurrent,
         assert_connections_opened,
@@ -62,6 +63,7 @@ _MODULES = {
     "recorder": ("ConnectionRecord", "Event", "Recorder", "RequestRecord"),
     "assertions": (
         "HookMatcher",
+        "PatternItem",
         "assert_after_return",
         "assert_concurrent",
         "assert_connections_opened",
@@ -92,6 +94,7 @@ __all__ = [
     "HTTPTraceLeakWarning",
     "HookMatcher",
     "HookName",
+    "PatternItem",
     "Recorder",
     "RequestAbortedByHook",
     "RequestRecord",

@@ -151,7 +151,9 @@ class RequestRecord:
         for e in self.events:
             if e.hook == "got_conn":
                 info = e.raw[0] if e.raw else None
-                return info if isinstance(info, GotConnInfo) else None
+                if isinstance(info, GotConnInfo):
+                    return info
+                return GotConnInfo(**e.args)  # an event built by hand (make_event)
         return None
 
     @property
@@ -429,7 +431,7 @@ def _event_args(hook: str, args: tuple[Any, ...]) -> dict[str, Any]:
 
 
 def make_event(
-    hook: HookName,
+    hook: HookName | str,
     *,
     request: RequestRecord | None = None,
     time: float = 0.0,
@@ -440,8 +442,10 @@ def make_event(
     **args: Any,
 ) -> Event:
     """Build an `Event` by hand (for tests of assertion helpers and for other tools)."""
+    if hook not in HOOK_ARGS:
+        _check_names([hook])
     return Event(
-        hook=hook,
+        hook=hook,  # type: ignore[arg-type]  # checked just above
         args=args,
         time=time,
         thread=thread,
