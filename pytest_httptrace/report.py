@@ -314,7 +314,7 @@ section.test h2 small { font-family: system-ui, sans-serif; color: #6b7380;
 .track .area { flex: 1; position: relative; background:
   repeating-linear-gradient(90deg, transparent 0, transparent calc(25% - 1px),
                             #eef0f3 calc(25% - 1px), #eef0f3 25%); }
-.lane { position: relative; height: 22px; margin: 2px 0; }
+.lane { position: relative; height: 22px; margin: 2px 0; overflow: hidden; }
 .req { position: absolute; top: 2px; height: 18px; background: #e3e7ee;
        border-radius: 3px; min-width: 2px; overflow: hidden; }
 .req.failed { background: #f6d5d2; box-shadow: inset 0 0 0 1px #b3261e; }

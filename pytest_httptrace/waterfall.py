@@ -411,13 +411,11 @@ _ANSI = {
 class _Glyphs:
     bar: str
     edge: str
-    skip: str
-    dash: str
     arrow: str
 
 
-_UNICODE = _Glyphs(bar="█", edge="│", skip="·", dash="—", arrow="→")
-_ASCII = _Glyphs(bar="#", edge="|", skip=".", dash="-", arrow="->")
+_UNICODE = _Glyphs(bar="█", edge="│", arrow="→")
+_ASCII = _Glyphs(bar="#", edge="|", arrow="->")
 
 
 def render_waterfall(
@@ -502,7 +500,9 @@ def render_waterfall(
         if request["error"] is not None:
             lines.append(paint(f"  error: {request['error']}", "red"))
         lines.append("")
-    return "\n".join(lines)
+    text = "\n".join(lines)
+    # Arguments may hold any character (header values, error messages).
+    return text if unicode else text.encode("ascii", "backslashreplace").decode()
 
 
 def _request_title(request: RequestData, glyphs: _Glyphs) -> str:

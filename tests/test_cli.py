@@ -300,8 +300,11 @@ def test_waterfall_ascii_and_color(
 ) -> None:
     assert main([httptrace_server.url("/"), "--cacert", cacert, "--json"]) == 0
     (request,) = json.loads(capsys.readouterr().out)["groups"][0]["requests"]
+    header = next(e for e in request["events"] if e["hook"] == "wrote_header_field")
+    header["args"]["values"] = ["café"]
     ascii_text = render_waterfall([request], unicode=False, width=70)
     assert ascii_text.isascii()
+    assert "values=['caf\\xe9']" in ascii_text
     assert "  tls       |" in ascii_text and "#" in ascii_text
     assert "\x1b[" not in ascii_text
     colored = render_waterfall([request], color=True)
