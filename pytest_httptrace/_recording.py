@@ -90,6 +90,7 @@ def _wait_setting(value: object) -> float | None:
 
 
 settings_key = pytest.StashKey[TestSettings]()
+waiting_key = pytest.StashKey[bool]()
 
 
 def settings_of(item: pytest.Item) -> TestSettings:
@@ -112,26 +113,17 @@ class RecordingPlugin:
             item.stash[settings_key] = TestSettings(item)
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
-    def pytest_runtest_protocol(
-        self, item: pytest.Item, nextitem: pytest.Item | None
-    ) -> Generator[None, object, object]:
-        wait = settings_of(item).wait_for_100_continue
-        if wait is None:
-            return (yield)
-        from . import httpx_trace
-        from .trace import _acquire_sources, _release_sources
-
-        _acquire_sources()
-        httpx_trace.set_wait_default(wait)
-        try:
-            return (yield)
-        finally:
-            httpx_trace.set_wait_default(None)
-            _release_sources()
-
-    @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, None, None]:
-        if settings_of(item).enabled:
+        settings = settings_of(item)
+        if settings.wait_for_100_continue is not None:
+            # On from setup to the end of teardown (released in teardown below).
+            from . import httpx_trace
+            from .trace import _acquire_sources
+
+            _acquire_sources()
+            httpx_trace.set_wait_default(settings.wait_for_100_continue)
+            item.stash[waiting_key] = True
+        if settings.enabled:
             from .recorder import Recorder
 
             recorder = Recorder.start()
@@ -154,6 +146,13 @@ class RecordingPlugin:
         try:
             return (yield)
         finally:
+            if item.stash.get(waiting_key, False):
+                from . import httpx_trace
+                from .trace import _release_sources
+
+                httpx_trace.set_wait_default(None)
+                _release_sources()
+                item.stash[waiting_key] = False
             if recorder is not None:
                 recorder.stop()
                 self._check_leaks(item, recorder)

@@ -137,7 +137,13 @@ def _connection_record(conn: object) -> TracedConnection:
 # -- the call and the transport ------------------------------------------------------
 
 
-def _start_request(request: httpx.Request) -> TracedRequest | None:
+def _proxy_origin(transport: Any) -> Any:
+    """The proxy's origin if ``transport`` sends through a proxy, else None."""
+    url = getattr(getattr(transport, "_pool", None), "_proxy_url", None)
+    return None if url is None else url.origin
+
+
+def _start_request(transport: Any, request: httpx.Request) -> TracedRequest | None:
     extra = request.extensions.get("client_trace")
     chain = current_chain(extra)
     if not chain:
@@ -146,9 +152,18 @@ def _start_request(request: httpx.Request) -> TracedRequest | None:
     call = _CALL.get()
     if call is not None:
         call.append(st)
-    url = request.url
-    port = url.port or (443 if url.scheme in ("https", "wss") else 80)
-    host = url.host
+    proxy = _proxy_origin(transport)
+    if proxy is not None:
+        # Go reports the first hop. Through a proxy only get_conn and the proxy's
+        # DNS/connect are observed: httpcore runs the tunnel (CONNECT) and the
+        # target's TLS with the caller's extensions, which would mix their events
+        # into this request's. See the support matrix.
+        st.flags.add("proxied")
+        host, port = proxy.host.decode("ascii"), proxy.port
+    else:
+        url = request.url
+        host = url.host
+        port = url.port or (443 if url.scheme in ("https", "wss") else 80)
     if ":" in host:
         host = f"[{host}]"
     st.fire("get_conn", f"{host}:{port}")
@@ -187,10 +202,12 @@ def _with_callback(request: httpx.Request, callback: Any) -> dict[str, Any]:
 
 def _sync_handle_request(orig: Callable[..., Any]) -> Callable[..., Any]:
     def handle_request(self: Any, request: httpx.Request) -> httpx.Response:
-        st = _start_request(request)
+        st = _start_request(self, request)
         if st is None:
             return orig(self, request)  # type: ignore[no-any-return]
         user_cb = request.extensions.get("trace")
+        if "proxied" in st.flags:
+            return _proxied(st, request, lambda: orig(self, request))
 
         def callback(name: str, info: dict[str, Any]) -> None:
             _on_httpcore_event(st, name, info)
@@ -221,10 +238,21 @@ def _sync_handle_request(orig: Callable[..., Any]) -> Callable[..., Any]:
 
 def _async_handle_request(orig: Callable[..., Any]) -> Callable[..., Any]:
     async def handle_async_request(self: Any, request: httpx.Request) -> httpx.Response:
-        st = _start_request(request)
+        st = _start_request(self, request)
         if st is None:
             return await orig(self, request)  # type: ignore[no-any-return]
         user_cb = request.extensions.get("trace")
+        if "proxied" in st.flags:
+            token = _CURRENT.set(st)
+            try:
+                response = await orig(self, request)
+            except BaseException as exc:
+                st.error = exc
+                raise
+            finally:
+                _CURRENT.reset(token)
+            _finish_transport(st, response)
+            return response  # type: ignore[no-any-return]
 
         async def callback(name: str, info: dict[str, Any]) -> None:
             _on_httpcore_event(st, name, info)
@@ -251,6 +279,21 @@ def _async_handle_request(orig: Callable[..., Any]) -> Callable[..., Any]:
         return response  # type: ignore[no-any-return]
 
     return handle_async_request
+
+
+def _proxied(
+    st: TracedRequest, request: httpx.Request, send: Callable[[], Any]
+) -> httpx.Response:
+    token = _CURRENT.set(st)  # the proxy's DNS and connect hooks
+    try:
+        response: httpx.Response = send()
+    except BaseException as exc:
+        st.error = exc
+        raise
+    finally:
+        _CURRENT.reset(token)
+    _finish_transport(st, response)
+    return response
 
 
 def _raise_hook_error(st: TracedRequest, response: httpx.Response | None) -> None:
@@ -371,8 +414,10 @@ def _on_httpcore_event(st: TracedRequest, name: str, info: dict[str, Any]) -> No
     elif event == "receive_response_headers.complete":
         _first_byte(st)  # normally already fired by the read tap
     elif event in ("receive_response_body.failed", "receive_response_headers.failed"):
-        if st.error is None:
-            st.error = info.get("exception")
+        exc = info.get("exception")
+        # A body iteration the caller abandoned (GeneratorExit) is no failure.
+        if st.error is None and not isinstance(exc, GeneratorExit):
+            st.error = exc
     elif event == "response_closed.complete":
         _response_closed(st, http11=name.startswith("http11"))
 
@@ -641,9 +686,12 @@ def _withhold(st: TracedRequest, request: Any, *, is_async: bool) -> None:
 
 
 def _network_stream(st: TracedRequest) -> Any:
+    """The request's stream if the waiting mode can hold its body: only sync and
+    anyio streams, whose reads hand the read-ahead back to h11 (not trio's)."""
     conn = st.connection
     inner = getattr(conn.conn, "_connection", None) if conn else None
-    return getattr(inner, "_network_stream", None)
+    stream = getattr(inner, "_network_stream", None)
+    return stream if isinstance(stream, (SyncStream, AnyIOStream)) else None
 
 
 def _wait_for_continue(st: TracedRequest, request: Any) -> None:
@@ -701,7 +749,7 @@ async def _await_continue(st: TracedRequest, request: Any) -> None:
 
 def _bind_connection(conn: object) -> None:
     st = _CURRENT.get()
-    if st is not None:
+    if st is not None and "proxied" not in st.flags:
         st.connection = _connection_record(conn)
         st.flags.add("conn_pending")
         if getattr(conn, "_connection", None) is None:

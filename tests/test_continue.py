@@ -342,3 +342,24 @@ def test_waiting_mode_from_marker_and_ini(pytester: pytest.Pytester) -> None:
     )
     result = pytester.runpytest("-p", "httptrace", "-W", "error")
     result.assert_outcomes(passed=3)
+
+
+@pytest.mark.httptrace(wait_for_100_continue=0.05)
+def test_waiting_mode_marker_in_process(
+    httptrace_raw_server: Any, httptrace_recorder: Recorder
+) -> None:
+    # In-process (not pytester): the suite's isolation guard checks afterwards that
+    # the marker's waiting mode was switched off again.
+    raw = httptrace_raw_server
+    raw.script([ReadHead(), ReadBody(), Send.response(200)])
+    assert _post("sync", raw, headers=EXPECT).status_code == 200
+    assert "wait_100_continue" in httptrace_recorder.requests[0].hooks
+
+
+def test_after_the_marked_test_nothing_waits(
+    httptrace_raw_server: Any, httptrace_recorder: Recorder
+) -> None:
+    raw = httptrace_raw_server
+    raw.script([ReadHead(), ReadBody(), Send.response(200)])
+    assert _post("sync", raw, headers=EXPECT).status_code == 200
+    assert "wait_100_continue" not in httptrace_recorder.requests[0].hooks

@@ -442,3 +442,45 @@ def test_plain_http_has_no_tls_hooks(
         "put_idle_conn"
     ]
     assert hooks(second) == [*WARM, "put_idle_conn"]
+
+
+def test_through_a_proxy_only_the_first_hop_is_observed(
+    httptrace_raw_http_server: Any, httptrace_recorder: Recorder
+) -> None:
+    from pytest_httptrace.raw_server import ReadHead, Send
+
+    proxy = httptrace_raw_http_server
+    proxy.script([ReadHead(), Send.response(200, "via proxy")])
+    proxy_url = proxy.url("/").rstrip("/")
+    with httpx.Client(proxy=proxy_url, trust_env=False) as client:
+        response = client.get("http://target.invalid/page")
+    assert response.text == "via proxy"
+    assert proxy.received[0].startswith(b"GET http://target.invalid/page HTTP/1.1")
+    (request,) = httptrace_recorder.requests
+    # Go reports the first hop: the proxy. Nothing is invented past what we observe.
+    assert request.getcall("get_conn").args == {"host_port": f"localhost:{proxy.port}"}
+    assert request.hooks[:5] == [
+        "get_conn",
+        "dns_start",
+        "dns_done",
+        "connect_start",
+        "connect_done",
+    ]
+    assert "got_conn" not in request.hooks
+    assert request.status == 200
+
+
+def test_abandoned_body_iteration_is_not_an_error(
+    httptrace_server: Any, httptrace_recorder: Recorder
+) -> None:
+    def first_chunk(client: httpx.Client) -> bytes:
+        with client.stream("GET", httptrace_server.url("/stream/5")) as response:
+            for chunk in response.iter_raw():
+                return chunk  # abandons the body iteration (GeneratorExit inside)
+        return b""
+
+    with httptrace_server.client() as client:
+        assert first_chunk(client)
+    (request,) = httptrace_recorder.requests
+    assert request.error is None and request.status == 200
+    assert request.closed_at is not None
