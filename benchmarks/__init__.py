@@ -1,0 +1,33 @@
+"""Benchmarks of pytest-httptrace: what the plugin costs, and how its server compares.
+
+Run them all (about four minutes on a 2-core machine; results go to
+``benchmarks/results/*.json`` and the tables of ``docs/performance.md``)::
+
+    .venv/bin/python -m benchmarks
+
+One or several, or a quick smoke run (a few iterations, no thresholds, nothing written
+unless ``--results`` / ``--docs`` are given; this is what CI runs)::
+
+    .venv/bin/python -m benchmarks overhead cold
+    .venv/bin/python -m benchmarks --quick
+
+Each benchmark runs in a fresh process (``python -m benchmarks.<name> --out FILE``):
+
+- ``overhead``: 1000 keep-alive TLS GETs per variant, server in another process,
+  client processes with no plugin / plugin idle / every hook recording (`overhead`).
+- ``cold``: first request on a new connection (DNS + TCP + TLS), traced vs untraced.
+- ``startup``: ``-X importtime`` of the plugin after pytest, and ``pytest
+  --collect-only`` of a generated 200-test suite with and without the plugin.
+- ``servers``: our test server vs pytest-httpserver vs a hand-written trustme +
+  uvicorn fixture: start+stop, first request, keep-alive request, requests/s.
+- ``scale``: memory per recorded request, and the time of `assert_hook_sequence` and
+  of the leak check over 1k / 10k / 100k events.
+
+Every comparison is measured in one run, interleaved (variants take turns, in rotated
+order), and reported as medians with their spread; ratios compare figures of the same
+run, since absolute times on a shared machine drift.
+
+This package imports nothing from ``pytest_httptrace`` at import time: the client
+processes of the "no plugin" variant import it (``benchmarks._overhead_worker``) and
+must not load the plugin by accident.
+"""

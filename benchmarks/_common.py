@@ -1,0 +1,139 @@
+"""Helpers shared by the benchmarks: statistics, run metadata, JSON output, processes.
+
+Imports nothing from ``pytest_httptrace`` (see the package docstring).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+
+Result = dict[str, Any]
+
+
+def summary(values: Sequence[float]) -> dict[str, float]:
+    """Median and spread (quartiles, min, max) of ``values``, and how many."""
+    if not values:
+        raise ValueError("no values to summarise")
+    ordered = sorted(values)
+    if len(ordered) >= 4:
+        q1, _, q3 = statistics.quantiles(ordered, n=4, method="inclusive")
+    else:
+        q1, q3 = ordered[0], ordered[-1]
+    return {
+        "median": statistics.median(ordered),
+        "p25": q1,
+        "p75": q3,
+        "min": ordered[0],
+        "max": ordered[-1],
+        "n": len(ordered),
+    }
+
+
+def ratio_summary(ratios: Sequence[float]) -> dict[str, float]:
+    """Summary of paired ratios (one per round): median, min and max."""
+    s = summary(ratios)
+    return {"median": s["median"], "min": s["min"], "max": s["max"], "n": s["n"]}
+
+
+def rotated(items: Sequence[str], round_no: int) -> list[str]:
+    """``items`` rotated by ``round_no`` (variants take turns going first)."""
+    k = round_no % len(items)
+    return [*items[k:], *items[:k]]
+
+
+def meta() -> dict[str, Any]:
+    """What a result was measured on."""
+    versions: dict[str, str] = {}
+    for dist in (
+        "pytest-httptrace",
+        "httpx",
+        "httpcore",
+        "h2",
+        "h11",
+        "hypercorn",
+        "pytest",
+        "uvicorn",
+        "pytest-httpserver",
+        "werkzeug",
+    ):
+        try:
+            versions[dist] = version(dist)
+        except PackageNotFoundError:
+            versions[dist] = "not installed"
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+    except OSError:
+        commit = ""
+    return {
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "loadavg": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        "commit": commit,
+        "versions": versions,
+    }
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """The environment for benchmark subprocesses: no pytest variables (an xdist
+    worker's would leak into them), the repository importable, no bytecode writes."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    env.pop("PYTHONWARNINGS", None)
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p
+    )
+    env.update(extra)
+    return env
+
+
+def python_module(module: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", module, *args]
+
+
+def write_json(path: Path, data: Result) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=False) + "\n")
+    tmp.replace(path)
+
+
+def bench_main(name: str, run: Callable[[bool], Result]) -> None:
+    """Command line of one benchmark module: ``[--quick] [--out FILE]``."""
+    parser = argparse.ArgumentParser(prog=f"python -m benchmarks.{name}")
+    parser.add_argument("--quick", action="store_true", help="a few iterations only")
+    parser.add_argument("--out", type=Path, help="write the JSON result here")
+    args = parser.parse_args()
+    started = time.perf_counter()
+    result: Result = {"benchmark": name, "quick": args.quick, "meta": meta()}
+    result.update(run(args.quick))
+    result["seconds"] = round(time.perf_counter() - started, 2)
+    if args.out is not None:
+        write_json(args.out, result)
+    else:
+        json.dump(result, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+
+
+def ms(seconds: float) -> float:
+    return seconds * 1e3

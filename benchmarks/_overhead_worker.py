@@ -1,0 +1,219 @@
+"""A client process of the overhead benchmark: one variant, four warm httpx clients.
+
+``python -m benchmarks._overhead_worker VARIANT BASE_URL CA_PEM [WARMUP]`` (WARMUP:
+untimed GETs on each new client, 30 by default) reads JSON commands,
+one per line, on standard input and answers each with one JSON line:
+
+- ``{"cmd": "run", "config": "sync-h1", "n": 100, "warm": 5}``: ``warm`` untimed GETs
+  of ``/``, then ``n`` GETs on the warm client of that config (``sync-h1``,
+  ``sync-h2``, ``async-h1``, ``async-h2``), each timed alone; answers ``{"ns": [...],
+  "cpu_ns": C, "events": E, "requests": R}`` (the process's CPU time for the ``n``
+  GETs; what the recorder saw, for the recording variant).
+- ``{"cmd": "quit"}``: closes the clients; answers what was imported and installed.
+
+Variants (what differs is only the plugin):
+
+- ``none``, ``none_b``: pytest imported, pytest_httptrace never imported (``none_b`` is
+  a second process of the same kind: an A/A control, the noise floor of the setup);
+- ``imported``: the plugin imported (``pytest_httptrace.plugin``), never used;
+- ``idle``: the plugin imported and a recorder started and stopped once before
+  measuring (a previous test recorded): httpx as shipped, no trace in effect;
+- ``installed``: a trace in effect in *another* context, so the instrumentation is
+  installed, but these requests carry no trace (the patched paths' cheap exit);
+- ``recording``: `Recorder.start` around every batch: every hook recording.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import json
+import ssl
+import sys
+import time
+from typing import Any
+
+import httpx
+import pytest  # noqa: F401  - every variant runs where pytest is loaded
+
+VARIANTS = ("none", "none_b", "imported", "idle", "installed", "recording")
+CONFIGS = ("sync-h1", "sync-h2", "async-h1", "async-h2")
+WARMUP = 30
+
+
+def _context(ca: str) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.load_verify_locations(ca)
+    return context
+
+
+class Worker:
+    def __init__(
+        self, variant: str, base_url: str, ca: str, warmup: int = WARMUP
+    ) -> None:
+        if variant not in VARIANTS:
+            raise SystemExit(f"unknown variant {variant!r}; one of {VARIANTS}")
+        self.variant = variant
+        self.warmup = warmup
+        self.base_url = base_url
+        self.ca = ca
+        self.loop = asyncio.new_event_loop()
+        self.sync: dict[str, httpx.Client] = {}
+        self.aio: dict[str, httpx.AsyncClient] = {}
+        self._other_context: Any = None
+        self._plugin: Any = None
+        if variant in ("imported", "idle", "installed", "recording"):
+            import pytest_httptrace
+            import pytest_httptrace.plugin
+
+            self._plugin = pytest_httptrace
+        if variant == "installed":
+            # Enter a trace in a copied context: installed process-wide, not here.
+            self._other_context = contextvars.copy_context()
+            attach = pytest_httptrace.with_client_trace(pytest_httptrace.ClientTrace())
+            self._attach = attach
+            self._other_context.run(attach.__enter__)
+
+    # -- clients
+
+    def _client(
+        self, config: str
+    ) -> tuple[httpx.Client | None, httpx.AsyncClient | None]:
+        http2 = config.endswith("h2")
+        if config.startswith("sync"):
+            client = self.sync.get(config)
+            if client is None:
+                client = httpx.Client(
+                    base_url=self.base_url,
+                    verify=_context(self.ca),
+                    http2=http2,
+                    trust_env=False,
+                )
+                self.sync[config] = client
+                self._warm(config, client, None)
+            return client, None
+        aclient = self.aio.get(config)
+        if aclient is None:
+            aclient = httpx.AsyncClient(
+                base_url=self.base_url,
+                verify=_context(self.ca),
+                http2=http2,
+                trust_env=False,
+            )
+            self.aio[config] = aclient
+            self._warm(config, None, aclient)
+        return None, aclient
+
+    def _warm(
+        self,
+        config: str,
+        client: httpx.Client | None,
+        aclient: httpx.AsyncClient | None,
+    ) -> None:
+        recorder = None
+        if self.variant == "idle":
+            # A recorder ran before (installed, then removed the instrumentation).
+            recorder = self._plugin.Recorder.start()
+        try:
+            self._batch(config, client, aclient, self.warmup)
+        finally:
+            if recorder is not None:
+                recorder.stop()
+                assert recorder.events, "the idle variant's warm-up recorded nothing"
+
+    # -- measuring
+
+    def _batch(
+        self,
+        config: str,
+        client: httpx.Client | None,
+        aclient: httpx.AsyncClient | None,
+        n: int,
+    ) -> tuple[list[int], int]:
+        """Time ``n`` GETs one by one (wall clock, ns), and the batch's CPU time."""
+        http_version = "HTTP/2" if config.endswith("h2") else "HTTP/1.1"
+        clock = time.perf_counter_ns
+        times: list[int] = []
+        cpu0 = time.thread_time_ns()
+        if client is not None:
+            get = client.get
+            for _ in range(n):
+                t0 = clock()
+                response = get("/")
+                times.append(clock() - t0)
+                if response.status_code != 200 or response.http_version != http_version:
+                    raise RuntimeError(f"unexpected response {response!r}")
+            return times, time.thread_time_ns() - cpu0
+        assert aclient is not None
+        aget = aclient.get
+
+        async def batch() -> None:
+            for _ in range(n):
+                t0 = clock()
+                response = await aget("/")
+                times.append(clock() - t0)
+                if response.status_code != 200 or response.http_version != http_version:
+                    raise RuntimeError(f"unexpected response {response!r}")
+
+        self.loop.run_until_complete(batch())
+        return times, time.thread_time_ns() - cpu0
+
+    def run(self, config: str, n: int, warm: int) -> dict[str, Any]:
+        client, aclient = self._client(config)
+        recorder = None
+        if self.variant == "recording":
+            recorder = self._plugin.Recorder.start()
+        try:
+            if warm:
+                # The process slept while the others ran: wake it up, untimed.
+                self._batch(config, client, aclient, warm)
+                if recorder is not None:
+                    recorder.clear()
+            times, cpu = self._batch(config, client, aclient, n)
+        finally:
+            if recorder is not None:
+                recorder.stop()
+        answer: dict[str, Any] = {"ns": times, "cpu_ns": cpu}
+        if recorder is not None:
+            answer["events"] = len(recorder.events)
+            answer["requests"] = len(recorder.requests)
+        return answer
+
+    def quit(self) -> dict[str, Any]:
+        for client in self.sync.values():
+            client.close()
+        for aclient in self.aio.values():
+            self.loop.run_until_complete(aclient.aclose())
+        self.loop.close()
+        installed = False
+        if "pytest_httptrace.trace" in sys.modules:
+            installed = sys.modules["pytest_httptrace.trace"].instrumentation_active()
+        if self._other_context is not None:
+            self._other_context.run(self._attach.__exit__, None, None, None)
+        return {
+            "plugin_imported": "pytest_httptrace" in sys.modules,
+            "instrumentation_installed": installed,
+        }
+
+
+def main() -> None:
+    variant, base_url, ca = sys.argv[1:4]
+    warmup = int(sys.argv[4]) if len(sys.argv) > 4 else WARMUP
+    worker = Worker(variant, base_url, ca, warmup)
+    print(json.dumps({"ready": variant}), flush=True)
+    for line in sys.stdin:
+        command = json.loads(line)
+        if command["cmd"] == "run":
+            answer = worker.run(
+                command["config"], int(command["n"]), int(command.get("warm", 0))
+            )
+        elif command["cmd"] == "quit":
+            print(json.dumps(worker.quit()), flush=True)
+            return
+        else:
+            answer = {"error": f"unknown command {command!r}"}
+        print(json.dumps(answer), flush=True)
+
+
+if __name__ == "__main__":
+    main()

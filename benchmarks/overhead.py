@@ -1,0 +1,257 @@
+"""Benchmark 1: tracing overhead on keep-alive TLS requests.
+
+``python -m benchmarks.overhead [--quick] [--out FILE]``
+
+Our test server runs in its own process (`benchmarks._serve`). One client process per
+variant (`benchmarks._overhead_worker`: no plugin, an A/A copy of it, plugin idle,
+instrumentation installed but this request untraced, every hook recording) keeps four
+warm clients: sync and async, HTTP/1.1 and HTTP/2. In every round each variant runs a
+batch of GETs on each config, variants taking turns in rotated order, one process at a
+time; each batch starts with a few untimed GETs (the process slept while the others
+ran), then each request is timed alone. Full run: 50 rounds x 20 = 1000 timed GETs per
+variant and config; small batches and many rounds spread the machine's drift evenly.
+
+Reported per config and variant: the median per-request time with its quartiles, and
+the ratio to ``none``: of the medians over all requests, and per round (the median of
+the round ratios, with their min and max: how much the ratio itself moves); and the
+client process's CPU time per request (median over batches) with its ratio: the
+client-side cost alone, without the server's time and the scheduler's noise.
+
+Then, in this process, where the recording cost goes (`decompose`): client CPU time
+per request with httpx as shipped, with the instrumentation installed but no trace
+here, with an empty ``ClientTrace()`` in effect (the instrumentation's own work: it
+builds the request's state and fires every hook, no hook set), and with a recorder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from typing import Any
+
+from ._common import (
+    Result,
+    bench_main,
+    child_env,
+    python_module,
+    ratio_summary,
+    rotated,
+    summary,
+)
+from ._overhead_worker import CONFIGS, VARIANTS, Worker
+from ._serve import ServerProcess
+
+BASELINE = "none"
+TARGETS = {"imported": 1.01, "idle": 1.01, "recording": 1.05}
+
+
+class _Client:
+    def __init__(self, variant: str, url: str, ca: str, warmup: int) -> None:
+        self.variant = variant
+        self.proc = subprocess.Popen(
+            python_module("benchmarks._overhead_worker", variant, url, ca, str(warmup)),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=child_env(),
+        )
+
+    def wait_ready(self) -> None:
+        ready = self._read()
+        assert ready == {"ready": self.variant}, ready
+
+    def _read(self) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            self.proc.wait(10)
+            raise RuntimeError(
+                f"client process {self.variant} exited with {self.proc.returncode}"
+            )
+        answer: dict[str, Any] = json.loads(line)
+        if "error" in answer:
+            raise RuntimeError(answer["error"])
+        return answer
+
+    def ask(self, command: dict[str, Any]) -> dict[str, Any]:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps(command) + "\n")
+        self.proc.stdin.flush()
+        return self._read()
+
+    def close(self) -> dict[str, Any]:
+        try:
+            return self.ask({"cmd": "quit"})
+        finally:
+            assert self.proc.stdin is not None
+            self.proc.stdin.close()
+            self.proc.wait(30)
+            if self.proc.stdout is not None:
+                self.proc.stdout.close()
+
+
+DECOMPOSE = ("shipped", "installed", "empty trace", "recorder")
+
+
+def decompose(
+    url: str, ca: str, configs: tuple[str, ...], rounds: int, batch: int, warmup: int
+) -> list[dict[str, Any]]:
+    """Client CPU per request (µs) of each layer, in this process, alternating."""
+    import contextvars
+
+    from pytest_httptrace import ClientTrace, Recorder, with_client_trace
+
+    worker = Worker("imported", url, ca, warmup)
+    warm = 3
+    cpu: dict[str, dict[str, list[float]]] = {
+        c: {v: [] for v in DECOMPOSE} for c in configs
+    }
+    events: dict[str, list[float]] = {c: [] for c in configs}
+    try:
+        for r in range(rounds):
+            for config in configs:
+                client, aclient = worker._client(config)
+                for variant in rotated(DECOMPOSE, r):
+                    recorder = None
+                    other = contextvars.copy_context()
+                    attach = with_client_trace(ClientTrace())
+                    if variant == "installed":
+                        other.run(attach.__enter__)
+                    elif variant == "empty trace":
+                        attach.__enter__()
+                    elif variant == "recorder":
+                        recorder = Recorder.start()
+                    try:
+                        worker._batch(config, client, aclient, warm)
+                        _, ns = worker._batch(config, client, aclient, batch)
+                    finally:
+                        if variant == "installed":
+                            other.run(attach.__exit__, None, None, None)
+                        elif variant == "empty trace":
+                            attach.__exit__(None, None, None)
+                        elif recorder is not None:
+                            recorder.stop()
+                            events[config].append(len(recorder.events) / (batch + warm))
+                    cpu[config][variant].append(ns / batch / 1e3)
+    finally:
+        worker.quit()
+    rows = []
+    for config in configs:
+        base = summary(cpu[config]["shipped"])["median"]
+        previous = base
+        for variant in DECOMPOSE:
+            us = summary(cpu[config][variant])["median"]
+            row: dict[str, Any] = {
+                "config": config,
+                "variant": variant,
+                "cpu_us": us,
+                "added_us": us - base,
+                "step_us": us - previous,
+            }
+            if variant == "recorder":
+                per_request = summary(events[config])["median"]
+                row["events_per_request"] = per_request
+                row["step_us_per_event"] = (us - previous) / per_request
+            rows.append(row)
+            previous = us
+    return rows
+
+
+def run(quick: bool) -> Result:
+    rounds, batch, warm, warmup = (1, 5, 1, 3) if quick else (50, 20, 4, 30)
+    configs = tuple(os.environ.get("BENCH_CONFIGS", ",".join(CONFIGS)).split(","))
+    variants = VARIANTS
+    times: dict[str, dict[str, list[int]]] = {
+        c: {v: [] for v in variants} for c in configs
+    }
+    round_medians: dict[str, dict[str, list[float]]] = {
+        c: {v: [] for v in variants} for c in configs
+    }
+    cpu: dict[str, dict[str, list[float]]] = {
+        c: {v: [] for v in variants} for c in configs
+    }
+    events: dict[str, list[float]] = {c: [] for c in configs}
+    checks: dict[str, Any] = {}
+    with ServerProcess.start() as server:
+        clients = {v: _Client(v, server.url, server.ca, warmup) for v in variants}
+        try:
+            for client in clients.values():  # they start in parallel
+                client.wait_ready()
+            for r in range(rounds):
+                for config in configs:
+                    for variant in rotated(variants, r):
+                        answer = clients[variant].ask(
+                            {"cmd": "run", "config": config, "n": batch, "warm": warm}
+                        )
+                        ns: list[int] = answer["ns"]
+                        times[config][variant].extend(ns)
+                        round_medians[config][variant].append(summary(ns)["median"])
+                        cpu[config][variant].append(answer["cpu_ns"] / batch)
+                        if variant == "recording":
+                            if answer["requests"] != batch:
+                                raise RuntimeError(
+                                    f"the recorder saw {answer['requests']} requests "
+                                    f"of {batch}"
+                                )
+                            events[config].append(answer["events"] / batch)
+        finally:
+            for variant, client in clients.items():
+                checks[variant] = client.close()
+        layers = decompose(
+            server.url, server.ca, configs, *((1, 5) if quick else (15, 20)), warmup
+        )
+    expected_import = {"none": False, "none_b": False}
+    for variant, state in checks.items():
+        imported = expected_import.get(variant, True)
+        installed = variant == "installed"
+        if state["plugin_imported"] != imported or (
+            state["instrumentation_installed"] != installed
+        ):
+            raise RuntimeError(f"variant {variant} ran in the wrong state: {state}")
+
+    rows = []
+    for config in configs:
+        base = summary(times[config][BASELINE])
+        base_cpu = summary(cpu[config][BASELINE])
+        for variant in variants:
+            s = summary(times[config][variant])
+            c = summary(cpu[config][variant])
+            paired = [
+                m / b
+                for m, b in zip(
+                    round_medians[config][variant],
+                    round_medians[config][BASELINE],
+                    strict=True,
+                )
+            ]
+            row: dict[str, Any] = {
+                "config": config,
+                "variant": variant,
+                "requests": s["n"],
+                "median_us": s["median"] / 1e3,
+                "p25_us": s["p25"] / 1e3,
+                "p75_us": s["p75"] / 1e3,
+                "ratio": s["median"] / base["median"],
+                "round_ratio": ratio_summary(paired),
+                "cpu_us": c["median"] / 1e3,
+                "cpu_ratio": c["median"] / base_cpu["median"],
+                "target": TARGETS.get(variant),
+            }
+            if variant == "recording":
+                row["events_per_request"] = summary(events[config])["median"]
+            rows.append(row)
+    return {
+        "rounds": rounds,
+        "batch": batch,
+        "warm": warm,
+        "variants": list(variants),
+        "configs": list(configs),
+        "rows": rows,
+        "process_checks": checks,
+        "decompose": layers,
+    }
+
+
+if __name__ == "__main__":
+    bench_main("overhead", run)

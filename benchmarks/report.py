@@ -1,0 +1,406 @@
+"""Render benchmark results (JSON) as the Markdown tables of ``docs/performance.md``.
+
+``python -m benchmarks.report [--results DIR] [--docs FILE]``
+
+The document's prose is written by hand; each table lives between two markers,
+``<!-- bench:NAME -->`` and ``<!-- /bench:NAME -->``, and only that part is replaced.
+A marker pair missing from the document is appended at its end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from ._common import RESULTS, ROOT
+
+DOCS = ROOT / "docs" / "performance.md"
+COMMAND = ".venv/bin/python -m benchmarks"
+
+Table = list[list[str]]
+
+
+def _table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |"]
+    lines.append("|" + "|".join("---" for _ in header) + "|")
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _f(value: float | None, digits: int = 2) -> str:
+    return "–" if value is None else f"{value:,.{digits}f}"
+
+
+def _spread(s: dict[str, float], digits: int = 2, scale: float = 1.0) -> str:
+    """``median (p25–p75)``."""
+    return (
+        f"{s['median'] * scale:,.{digits}f} "
+        f"({s['p25'] * scale:,.{digits}f}–{s['p75'] * scale:,.{digits}f})"
+    )
+
+
+def _range(s: dict[str, float], digits: int = 3) -> str:
+    return f"{s['median']:.{digits}f} [{s['min']:.{digits}f}–{s['max']:.{digits}f}]"
+
+
+def _verdict(value: float, target: float | None) -> str:
+    if target is None:
+        return "–"
+    return f"≤ {target:g}: **met**" if value <= target else f"≤ {target:g}: **not met**"
+
+
+def _provenance(result: dict[str, Any], name: str) -> str:
+    meta = result["meta"]
+    load = meta.get("loadavg")
+    load_text = f", load average {load[0]:.2f}" if load else ""
+    quick = " (QUICK MODE: not for comparison)" if result.get("quick") else ""
+    return (
+        f"Command: `{COMMAND}.{name}` (or `{COMMAND} {name}`){quick}. "
+        f"Measured {meta['date']} at commit `{meta['commit']}`, Python "
+        f"{meta['python']}, {meta['cpus']} CPUs{load_text}; "
+        f"httpx {meta['versions']['httpx']}, httpcore {meta['versions']['httpcore']}, "
+        f"hypercorn {meta['versions']['hypercorn']}; took {result['seconds']:.0f} s."
+    )
+
+
+# -- one renderer per benchmark --------------------------------------------------------
+
+
+def render_overhead(r: dict[str, Any]) -> str:
+    labels = {
+        "none": "no plugin",
+        "none_b": "no plugin (A/A control)",
+        "imported": "plugin imported",
+        "idle": "plugin idle (after a recorder)",
+        "installed": "instrumented, no trace here",
+        "recording": "every hook recording",
+    }
+    rows = []
+    for row in r["rows"]:
+        ratio = row["ratio"]
+        rows.append(
+            [
+                row["config"],
+                labels.get(row["variant"], row["variant"]),
+                f"{row['median_us']:,.0f} ({row['p25_us']:,.0f}–{row['p75_us']:,.0f})",
+                f"{ratio:.3f}",
+                _range(row["round_ratio"]),
+                f"{row['cpu_us']:,.0f}",
+                f"{row['cpu_ratio']:.3f}",
+                _verdict(ratio, row.get("target")),
+            ]
+        )
+    main = _table(
+        [
+            "config",
+            "variant",
+            "µs/request: median (p25–p75)",
+            "ratio",
+            "per-round ratio: median [min–max]",
+            "client CPU µs/request",
+            "CPU ratio",
+            "target",
+        ],
+        rows,
+    )
+    decomposition = _table(
+        [
+            "config",
+            "layer",
+            "client CPU µs/request",
+            "added by this layer",
+            "total added",
+        ],
+        (
+            [
+                row["config"],
+                row["variant"]
+                + (
+                    f" ({row['events_per_request']:.0f} events: "
+                    f"{row['step_us_per_event']:.1f} µs each)"
+                    if "events_per_request" in row
+                    else ""
+                ),
+                f"{row['cpu_us']:,.0f}",
+                f"{row['step_us']:+,.0f}",
+                f"{row['added_us']:+,.0f}",
+            ]
+            for row in r["decompose"]
+        ),
+    )
+    return (
+        f"{_provenance(r, 'overhead')} {r['rounds']} rounds x {r['batch']} timed GETs "
+        f"per variant and config ({r['rounds'] * r['batch']} each).\n\n{main}\n\n"
+        f"Where the client's time goes (same run, in one process):\n\n{decomposition}"
+    )
+
+
+def render_cold(r: dict[str, Any]) -> str:
+    rows = []
+    for row in r["rows"]:
+        phases = row.get("phases_ms")
+        rows.append(
+            [
+                row["config"],
+                row["variant"],
+                f"{row['median_ms']:.2f} ({row['p25_ms']:.2f}–{row['p75_ms']:.2f})",
+                f"{row['ratio']:.3f}",
+                _range(row["round_ratio"]),
+                "–"
+                if not phases
+                else " / ".join(
+                    f"{phases[k]:.2f}"
+                    for k in ("dns", "connect", "tls", "got_conn", "first_byte")
+                ),
+            ]
+        )
+    return f"{_provenance(r, 'cold')} {r['rounds']} samples of each.\n\n" + _table(
+        [
+            "config",
+            "variant",
+            "first request ms: median (p25–p75)",
+            "ratio",
+            "per-round ratio: median [min–max]",
+            "traced phases ms: DNS / connect / TLS / got_conn at / first byte at",
+        ],
+        rows,
+    )
+
+
+def render_startup(r: dict[str, Any]) -> str:
+    imports = _table(
+        ["what", "command", "ms after pytest: median (p25–p75) [min–max]", "target"],
+        (
+            [
+                row["what"],
+                f"`{row['command']}`",
+                f"{_spread(row['ms'])} [{row['ms']['min']:.2f}–{row['ms']['max']:.2f}]",
+                "–"
+                if row["target_ms"] is None
+                else (
+                    f"≤ {row['target_ms']:g} ms: **met**"
+                    if row["ms"]["median"] <= row["target_ms"]
+                    else f"≤ {row['target_ms']:g} ms: **not met**"
+                ),
+            ]
+            for row in r["imports"]
+        ),
+    )
+    modules = ", ".join(f"`{m}` {v:.2f} ms" for m, v in r["module_self_ms"].items())
+    c = r["collect"]
+    collect = _table(
+        [
+            "suite",
+            "-p httptrace ms",
+            "-p no:httptrace ms",
+            "ratio",
+            "per-round ratio: median [min–max]",
+            "CPU ratio",
+            "target",
+        ],
+        [
+            [
+                f"{c['tests']} tests, `--collect-only -q`",
+                _spread(c["with_ms"], 0),
+                _spread(c["without_ms"], 0),
+                f"{c['ratio']:.3f}",
+                _range(c["round_ratio"]),
+                f"{c['cpu_ratio']:.3f} "
+                f"({c['cpu_with_ms']:.0f} / {c['cpu_without_ms']:.0f} ms)",
+                _verdict(c["ratio"], c["target"]),
+            ]
+        ],
+    )
+    f = r["fixture"]
+    fixture = _table(
+        [
+            "suite",
+            "with fixture ms",
+            "without ms",
+            "per test ms: median [min–max] per round",
+        ],
+        [
+            [
+                f"{f['tests']} empty tests, `pytest -q -p httptrace`",
+                f"{f['with_ms']:,.0f}",
+                f"{f['without_ms']:,.0f}",
+                f"{f['per_test_ms']:.2f} "
+                f"[{f['per_test_round_ms']['min']:.2f}–{f['per_test_round_ms']['max']:.2f}]",
+            ]
+        ],
+    )
+    return (
+        f"{_provenance(r, 'startup')}\n\n{imports}\n\nSelf time of the plugin's "
+        f"modules (median): {modules}.\n\n"
+        f"Collection (`{c['command']}`):\n\n{collect}\n\n"
+        f"The `httptrace_recorder` fixture, per test:\n\n{fixture}"
+    )
+
+
+def render_servers(r: dict[str, Any]) -> str:
+    targets = r["targets"]
+
+    def cell(row: dict[str, Any], key: str, digits: int = 2) -> str:
+        s = row[key]
+        text = (
+            f"{s['median']:,.{digits}f} ({s['min']:,.{digits}f}–{s['max']:,.{digits}f})"
+        )
+        if key in targets and row["server"] == "httptrace":
+            ok = s["median"] <= targets[key]
+            text += f" ≤ {targets[key]:g}: **{'met' if ok else 'not met'}**"
+        return text
+
+    rows = []
+    ours = next(row for row in r["rows"] if row["server"] == "httptrace")
+    for row in r["rows"]:
+        rps = cell(row, "requests_per_s", 0)
+        if row["server"] != "httptrace":
+            ratio = ours["requests_per_s"]["median"] / row["requests_per_s"]["median"]
+            rps += f" (ours / this: {ratio:.2f})"
+        rows.append(
+            [
+                row["server"],
+                cell(row, "start_ms"),
+                cell(row, "stop_ms"),
+                cell(row, "start_stop_ms"),
+                cell(row, "first_request_ms"),
+                cell(row, "keepalive_ms"),
+                rps,
+                f"{row['load_reconnects']:,} / {row['load_errors']}",
+            ]
+        )
+    load = r["load"]
+    return (
+        f"{_provenance(r, 'servers')} {r['rounds']} rounds of start/stop, "
+        f"{r['load_rounds']} of load ({load['clients']} keep-alive clients, at most "
+        f"{load['seconds']:g} s and {load['max_requests']:,} requests each).\n\n"
+        + _table(
+            [
+                "server",
+                "start ms",
+                "stop ms",
+                "start+stop ms",
+                "first request ms",
+                "keep-alive request ms",
+                "requests/s, 50 clients",
+                "reconnects / errors",
+            ],
+            rows,
+        )
+        + "\n\nCells: median (min–max)."
+    )
+
+
+def render_scale(r: dict[str, Any]) -> str:
+    mem_rows = [
+        [
+            "synthetic (TracedRequest.fire)",
+            f"{row['requests']:,}",
+            f"{row['events']:,}",
+            f"{row['bytes'] / 1e6:.1f}",
+            f"{row['bytes_per_request']:,.0f}",
+            f"{row['bytes_per_event']:,.0f}",
+        ]
+        for row in r["memory_synthetic"]
+    ]
+    real = r["memory_real"]
+    mem_rows.append(
+        [
+            "real: keep-alive TLS GETs, sync, HTTP/1.1",
+            f"{real['requests']:,}",
+            f"{real['events']:,}",
+            f"{real['bytes'] / 1e6:.1f}",
+            f"{real['bytes_per_request']:,.0f}",
+            f"{real['bytes_per_event']:,.0f}",
+        ]
+    )
+    memory = _table(
+        ["recording", "requests", "events", "MB held", "bytes/request", "bytes/event"],
+        mem_rows,
+    )
+    released = r["memory_synthetic"][-1].get("bytes_after_release", 0)
+    ret = r["retention"]
+    retention = _table(
+        ["run", "recorders alive at the end", "events they hold", "RSS growth MB"],
+        [
+            [
+                f"{ret['tests']} tests x {ret['requests_per_test']} recorded requests",
+                f"{ret['recorders_alive']:,}",
+                f"{ret['events_held']:,}",
+                f"{ret['rss_growth_bytes'] / 1e6:.0f}",
+            ]
+        ],
+    )
+    cases = list(dict.fromkeys(row["case"] for row in r["assertions"]))
+    sizes = list(dict.fromkeys(row["events"] for row in r["assertions"]))
+    by = {(row["case"], row["events"]): row for row in r["assertions"]}
+    rows = []
+    for case in cases:
+        cells = [case]
+        for size in sizes:
+            row = by[(case, size)]
+            cells.append(f"{row['ms']:,.2f} ms ({row['us_per_event']:.2f} µs/event)")
+        cells.append(f"{r['growth_per_event'][case]:.2f}")
+        rows.append(cells)
+    times = _table(
+        ["case", *(f"{s:,} events" for s in sizes), "µs/event, largest / smallest"],
+        rows,
+    )
+    return (
+        f"{_provenance(r, 'scale')}\n\nMemory held by a recording (tracemalloc, after "
+        f"a full collection; after the recorder is dropped, "
+        f"{released / 1e3:,.0f} kB remain):\n\n{memory}\n\n"
+        f"Over a session (`{ret['command']}`):\n\n{retention}\n\n"
+        f"Assertion time, median of runs (requests of 11 hooks each):\n\n{times}"
+    )
+
+
+RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
+    "overhead": render_overhead,
+    "cold": render_cold,
+    "startup": render_startup,
+    "servers": render_servers,
+    "scale": render_scale,
+}
+
+
+def render(results: Path) -> dict[str, str]:
+    """Markdown of every result found in ``results``, by benchmark name."""
+    sections = {}
+    for name, renderer in RENDERERS.items():
+        path = results / f"{name}.json"
+        if path.exists():
+            sections[name] = renderer(json.loads(path.read_text()))
+    return sections
+
+
+def update_doc(doc: Path, sections: dict[str, str]) -> None:
+    """Replace each section's table between its markers in ``doc``."""
+    text = doc.read_text() if doc.exists() else "# Performance\n"
+    for name, body in sections.items():
+        start, end = f"<!-- bench:{name} -->", f"<!-- /bench:{name} -->"
+        block = f"{start}\n{body}\n{end}"
+        pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
+        found = pattern.search(text)
+        if found:
+            text = text[: found.start()] + block + text[found.end() :]
+        else:
+            text = text.rstrip("\n") + f"\n\n## {name}\n\n{block}\n"
+    doc.parent.mkdir(parents=True, exist_ok=True)
+    doc.write_text(text)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.report")
+    parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument("--docs", type=Path, default=DOCS)
+    args = parser.parse_args()
+    update_doc(args.docs, render(args.results))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,150 @@
+"""The benchmarks in smoke mode: they run, produce every row, and render.
+
+No thresholds (figures from a loaded CI machine mean nothing): only that each
+benchmark still works end to end, so that it cannot rot between full runs
+(``python -m benchmarks``, see docs/performance.md).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from benchmarks import report
+from benchmarks._common import ROOT, child_env
+from benchmarks.startup import parse_importtime
+
+NAMES = ("overhead", "cold", "startup", "servers", "scale")
+
+
+def _numbers(value: Any) -> list[float]:
+    """Every number in a JSON value."""
+    if isinstance(value, bool):
+        return []
+    if isinstance(value, (int, float)):
+        return [float(value)]
+    if isinstance(value, dict):
+        return [n for v in value.values() for n in _numbers(v)]
+    if isinstance(value, list):
+        return [n for v in value for n in _numbers(v)]
+    return []
+
+
+def _expected_rows(name: str, result: dict[str, Any]) -> None:
+    if name == "overhead":
+        assert len(result["rows"]) == len(result["configs"]) * len(result["variants"])
+        recording = [r for r in result["rows"] if r["variant"] == "recording"]
+        assert all(r["events_per_request"] >= 10 for r in recording)
+        assert {r["variant"] for r in result["decompose"]} == {
+            "shipped",
+            "installed",
+            "empty trace",
+            "recorder",
+        }
+    elif name == "cold":
+        traced = [r for r in result["rows"] if r["variant"] == "traced"]
+        assert len(traced) == 4
+        assert all(r["phases_ms"]["tls"] > 0 for r in traced)
+    elif name == "startup":
+        assert [r["what"] for r in result["imports"]] == ["plugin", "plugin+configure"]
+        assert result["collect"]["tests"] == 200
+        assert result["fixture"]["with_ms"] > 0
+    elif name == "servers":
+        assert [r["server"] for r in result["rows"]] == [
+            "httptrace",
+            "httptrace-plain",
+            "pytest-httpserver",
+            "trustme+uvicorn",
+            "trustme+hypercorn",
+        ]
+        assert all(r["requests_per_s"]["median"] > 0 for r in result["rows"])
+        assert all(r["load_errors"] == 0 for r in result["rows"])
+    elif name == "scale":
+        assert result["retention"]["tests"] > 0
+        assert all(r["bytes_per_request"] > 0 for r in result["memory_synthetic"])
+        assert {r["case"] for r in result["assertions"]} >= {
+            "sequence: wildcard",
+            "sequence: failing",
+            "find_leaks",
+            "assert_no_leaks",
+        }
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_benchmark_runs_in_quick_mode(name: str, tmp_path: Path) -> None:
+    out = tmp_path / f"{name}.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", f"benchmarks.{name}", "--quick", "--out", str(out)],
+        cwd=ROOT,
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert result["benchmark"] == name
+    assert result["quick"] is True
+    numbers = _numbers({k: v for k, v in result.items() if k != "meta"})
+    assert numbers and all(math.isfinite(n) for n in numbers)
+    _expected_rows(name, result)
+    table = report.RENDERERS[name](result)
+    assert "QUICK MODE" in table
+    assert table.count("\n|") >= 3  # a header, its rule, and at least one row
+
+
+def test_update_doc_replaces_only_the_tables(tmp_path: Path) -> None:
+    doc = tmp_path / "performance.md"
+    doc.write_text(
+        "# Performance\n\nProse before.\n\n<!-- bench:cold -->\nold table\n"
+        "<!-- /bench:cold -->\n\nProse after.\n"
+    )
+    report.update_doc(doc, {"cold": "| new |", "scale": "| added |"})
+    text = doc.read_text()
+    assert "old table" not in text
+    assert "Prose before.\n\n<!-- bench:cold -->\n| new |\n<!-- /bench:cold -->" in text
+    assert "Prose after." in text
+    assert text.endswith(
+        "## scale\n\n<!-- bench:scale -->\n| added |\n<!-- /bench:scale -->\n"
+    )
+
+
+def test_parse_importtime_sums_what_comes_after_pytest() -> None:
+    stderr = "\n".join(
+        [
+            "import time: self [us] | cumulative | imported package",
+            "import time:       100 |        100 | _io",
+            "import time:       500 |      90000 | pytest",
+            "import time:       200 |        200 |   pytest_httptrace._version",
+            "import time:       600 |        800 | pytest_httptrace",
+            "import time:      1000 |       1800 | pytest_httptrace.plugin",
+        ]
+    )
+    total, own = parse_importtime(stderr)
+    assert total == pytest.approx(2.6)
+    assert own == {
+        "pytest_httptrace._version": 0.2,
+        "pytest_httptrace": 0.6,
+        "pytest_httptrace.plugin": 1.0,
+    }
+    with pytest.raises(RuntimeError, match="no 'pytest' entry"):
+        parse_importtime("import time:       100 |        100 | _io")
+
+
+def test_unknown_benchmark_is_a_usage_error() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick", "nope"],
+        cwd=ROOT,
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert "unknown benchmark 'nope'" in proc.stderr
