@@ -879,7 +879,7 @@ def _async_connect_tcp(orig: Callable[..., Any]) -> Callable[..., Any]:
         if st is None:
             return await orig(self, host, port, timeout, *args, **kw)
         # The overall dial timeout of the untraced path (anyio.fail_after around
-        # the whole connect) applies across the addresses we try in turn.
+        # the whole connect) applies across the addresses we try.
         deadline = None if timeout is None else _now() + timeout
         if _is_ip(host):
             ips = [host]
@@ -895,24 +895,90 @@ def _async_connect_tcp(orig: Callable[..., Any]) -> Callable[..., Any]:
                 raise httpcore.ConnectError(str(exc)) from exc
             ips = _unique_ips(list(infos))
             st.fire("dns_done", DNSDoneInfo(addrs=ips))
-        last: BaseException | None = None
-        for ip in ips:
-            addr = _addr(ip, port)
-            remaining = None if deadline is None else max(0.0, deadline - _now())
-            st.fire("connect_start", "tcp", addr)
-            try:
-                stream = await orig(self, ip, port, remaining, *args, **kw)
-            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
-                st.fire("connect_done", "tcp", addr, exc)
-                last = exc
-                continue
-            st.fire("connect_done", "tcp", addr, None)
-            _connected(st, stream)
-            return stream
-        assert last is not None
-        raise last
+        dial = _HappyEyeballs(st, orig, self, port, deadline, args, kw)
+        stream = await dial.run(ips)
+        _connected(st, stream)
+        return stream
 
     return connect_tcp
+
+
+#: anyio.connect_tcp's default delay before racing the next address.
+HAPPY_EYEBALLS_DELAY = 0.25
+
+
+class _HappyEyeballs:
+    """anyio.connect_tcp's dialing (RFC 6555), one address per attempt, so that each
+    attempt gets its own connect_start / connect_done as in Go.
+
+    Same order and timing as the untraced path: the first IPv6 address, then the
+    first IPv4 one, then the rest; the next attempt starts when the previous one
+    failed or after 250 ms; the first connection wins and the others are cancelled
+    (their connect_done carries a ConnectionAbortedError, like Go's "operation was
+    canceled").
+    """
+
+    def __init__(
+        self,
+        st: TracedRequest,
+        orig: Callable[..., Any],
+        backend: Any,
+        port: int,
+        deadline: float | None,
+        args: tuple[Any, ...],
+        kw: dict[str, Any],
+    ) -> None:
+        self.st, self.orig, self.backend, self.port = st, orig, backend, port
+        self.deadline, self.args, self.kw = deadline, args, kw
+        self.winner: Any = None
+        self.errors: list[BaseException] = []
+
+    @staticmethod
+    def order(ips: list[str]) -> list[str]:
+        v6 = [ip for ip in ips if ":" in ip]
+        v4 = [ip for ip in ips if ":" not in ip]
+        if not v6:
+            return ips
+        first = [v6[0], *v4[:1]]
+        return first + [ip for ip in ips if ip not in first]
+
+    async def run(self, ips: list[str]) -> Any:
+        async with anyio.create_task_group() as group:
+            for ip in self.order(ips):
+                done = anyio.Event()
+                group.start_soon(self.attempt, ip, done, group.cancel_scope)
+                with anyio.move_on_after(HAPPY_EYEBALLS_DELAY):
+                    await done.wait()
+        if self.winner is None:
+            raise self.errors[-1]
+        return self.winner
+
+    async def attempt(self, ip: str, done: anyio.Event, scope: Any) -> None:
+        addr = _addr(ip, self.port)
+        remaining = None if self.deadline is None else self.deadline - _now()
+        self.st.fire("connect_start", "tcp", addr)
+        try:
+            stream = await self.orig(
+                self.backend, ip, self.port, remaining, *self.args, **self.kw
+            )
+        except anyio.get_cancelled_exc_class():
+            lost = ConnectionAbortedError(f"dial to {addr} canceled: another won")
+            self.st.fire("connect_done", "tcp", addr, lost)
+            raise
+        except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+            self.st.fire("connect_done", "tcp", addr, exc)
+            self.errors.append(exc)
+            done.set()
+            return
+        if self.winner is None:
+            self.winner = stream
+            self.st.fire("connect_done", "tcp", addr, None)
+            scope.cancel()
+        else:  # pragma: no cover - two connects finishing in the same tick
+            await stream.aclose()
+            lost = ConnectionAbortedError(f"dial to {addr} canceled: another won")
+            self.st.fire("connect_done", "tcp", addr, lost)
+        done.set()
 
 
 # -- reads: first byte and interim responses -----------------------------------------

@@ -484,3 +484,55 @@ def test_abandoned_body_iteration_is_not_an_error(
     (request,) = httptrace_recorder.requests
     assert request.error is None and request.status == 200
     assert request.closed_at is not None
+
+
+def test_async_dialing_races_addresses_like_anyio(
+    httptrace_server: Any, httptrace_recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A first address that never answers must not hold a traced async request for
+    the whole connect timeout: as untraced (anyio's happy eyeballs), the next address
+    is tried after 250 ms and the first to connect wins."""
+    import time
+
+    import anyio
+
+    port = httptrace_server.port
+    # A black hole on loopback: a listener whose accept queue is full drops SYNs.
+    hole = socket.socket()
+    fillers: list[socket.socket] = []
+    try:
+        hole.bind(("127.0.0.2", port))
+        hole.listen(0)
+        for _ in range(3):
+            filler = socket.socket()
+            filler.setblocking(False)
+            fillers.append(filler)
+            filler.connect_ex(("127.0.0.2", port))
+        time.sleep(0.05)
+        real = anyio.getaddrinfo
+
+        async def two_addresses(host: str, *args: Any, **kw: Any) -> Any:
+            infos = await real("127.0.0.1", *args, **kw)
+            hole_info = (infos[0][0], infos[0][1], infos[0][2], "", ("127.0.0.2", port))
+            return [hole_info, *infos]
+
+        monkeypatch.setattr(anyio, "getaddrinfo", two_addresses)
+
+        async def main() -> float:
+            async with httptrace_server.async_client(timeout=5) as client:
+                start = time.monotonic()
+                (await client.get(httptrace_server.url("/"))).raise_for_status()
+                return time.monotonic() - start
+
+        elapsed = asyncio.run(main())
+    finally:
+        for s in (hole, *fillers):
+            s.close()
+    assert elapsed < 2.0  # not the 5 s connect timeout of sequential dialing
+    (request,) = httptrace_recorder.requests
+    starts = [e.args["addr"] for e in request.getcalls("connect_start")]
+    assert starts == [f"127.0.0.2:{port}", f"127.0.0.1:{port}"]
+    done = {e.args["addr"]: e.args["err"] for e in request.getcalls("connect_done")}
+    assert done[f"127.0.0.1:{port}"] is None
+    assert isinstance(done[f"127.0.0.2:{port}"], ConnectionAbortedError)
+    assert request.hooks.index("connect_done") > request.hooks.index("connect_start")
