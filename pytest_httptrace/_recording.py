@@ -9,8 +9,11 @@ report.
 
 from __future__ import annotations
 
+import os
+import re
 import warnings
 from collections.abc import Generator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import pytest
@@ -37,12 +40,12 @@ class TestSettings:
         config = item.config
         marker = item.get_closest_marker("httptrace")
         kwargs: dict[str, Any] = dict(marker.kwargs) if marker else {}
-        unknown = set(kwargs) - {"leaks", "wait_for_100_continue"}
+        unknown = set(kwargs) - MARKER_KEYWORDS
         if marker is not None and (marker.args or unknown):
             raise pytest.UsageError(
-                "@pytest.mark.httptrace takes the keyword arguments leaks=... and "
-                f"wait_for_100_continue=... only; got args={marker.args!r}, "
-                f"unknown keywords {sorted(unknown)!r}"
+                "@pytest.mark.httptrace takes the keyword arguments "
+                f"{', '.join(sorted(MARKER_KEYWORDS))} only; got "
+                f"args={marker.args!r}, unknown keywords {sorted(unknown)!r}"
             )
         leaks = (
             kwargs.get("leaks")
@@ -60,6 +63,8 @@ class TestSettings:
                 config.getini("httptrace_wait_for_100_continue") or None,
             )
         )
+        #: Where to write this test's trace (PATH.json + PATH.html), or None.
+        self.trace_file = _trace_file(item, kwargs.get("trace_file"))
         #: The test asked for recording (fixture or marker): leak checks apply.
         self.requested = marker is not None or "httptrace_recorder" in getattr(
             item, "fixturenames", ()
@@ -69,6 +74,29 @@ class TestSettings:
         self.enabled = self.requested or bool(
             config.getoption("httptrace_report", None)
         )
+
+
+MARKER_KEYWORDS = {"leaks", "wait_for_100_continue", "trace_file"}
+
+
+def _trace_file(item: pytest.Item, marker_value: object) -> Path | None:
+    """The marker's ``trace_file``, else a file named after the test in the trace
+    directory (``--httptrace-trace-dir`` / ini ``httptrace_trace_dir``), else None."""
+    config = item.config
+    if marker_value is not None:
+        if not isinstance(marker_value, (str, os.PathLike)):
+            raise pytest.UsageError(
+                f"@pytest.mark.httptrace(trace_file=...) takes a path, got "
+                f"{marker_value!r}"
+            )
+        return Path(config.rootpath, os.fspath(marker_value))
+    directory = config.getoption("httptrace_trace_dir", None) or config.getini(
+        "httptrace_trace_dir"
+    )
+    if not directory:
+        return None
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", item.nodeid).strip("_")
+    return Path(config.rootpath, directory, name)
 
 
 def _wait_setting(value: object) -> float | None:
@@ -155,7 +183,17 @@ class RecordingPlugin:
                 item.stash[waiting_key] = False
             if recorder is not None:
                 recorder.stop()
+                self._write_trace_file(item, recorder)
                 self._check_leaks(item, recorder)
+
+    def _write_trace_file(self, item: pytest.Item, recorder: Recorder) -> None:
+        path = settings_of(item).trace_file
+        if path is None or not settings_of(item).requested:
+            return
+        from .report import write_report
+
+        json_path, _ = write_report(path, [(item.nodeid, recorder.all_requests)])
+        item.user_properties.append(("httptrace_trace_file", str(json_path)))
 
     def _check_leaks(self, item: pytest.Item, recorder: Recorder) -> None:
         settings = settings_of(item)

@@ -37,6 +37,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "off / warn / error: leak check of recorded tests (default warn)",
         default="warn",
     )
+    group.addoption(
+        "--httptrace-trace-dir",
+        dest="httptrace_trace_dir",
+        default=None,
+        metavar="DIR",
+        help="write each recorded test's lifecycles to DIR/<test id>.json (Chrome "
+        "trace) and .html (default: the httptrace_trace_dir ini value; none).",
+    )
+    parser.addini(
+        "httptrace_trace_dir",
+        "directory for per-test trace files of recorded tests (default: none)",
+        default="",
+    )
     parser.addini(
         "httptrace_wait_for_100_continue",
         "opt-in: make httpx wait for 100 Continue before sending a body (true, or "
@@ -49,8 +62,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         "httptrace(leaks='off'|'warn'|'error', wait_for_100_continue=False|True|"
-        "seconds): record the test's httpx requests (as the httptrace_recorder "
-        "fixture does) with these settings.",
+        "seconds, trace_file='path'): record the test's httpx requests (as the "
+        "httptrace_recorder fixture does) with these settings.",
     )
     from ._recording import RecordingPlugin
 

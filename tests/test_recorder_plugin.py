@@ -186,3 +186,44 @@ def test_recorder_without_pytest(httptrace_server: object) -> None:
     assert recorder[1].got_conn.reused
     recorder.clear()
     assert len(recorder) == 0 and recorder.events == []
+
+
+TRACED = """
+    import pytest
+
+    {marker}
+    def test_one(httptrace_recorder, httptrace_server):
+        with httptrace_server.client() as client:
+            client.get(httptrace_server.url("/"))
+
+    def test_not_recorded(httptrace_server):
+        with httptrace_server.client() as client:
+            client.get(httptrace_server.url("/"))
+"""
+
+
+def test_trace_dir_writes_one_file_per_recorded_test(pytester: pytest.Pytester) -> None:
+    import json
+
+    pytester.makepyfile(test_traced=TRACED.format(marker=""))
+    result = pytester.runpytest("-p", "httptrace", "--httptrace-trace-dir=traces")
+    result.assert_outcomes(passed=2)
+    files = sorted(p.name for p in (pytester.path / "traces").iterdir())
+    assert files == ["test_traced.py_test_one.html", "test_traced.py_test_one.json"]
+    trace = json.loads((pytester.path / "traces" / files[1]).read_text())
+    names = {e.get("name") for e in trace["traceEvents"]}
+    assert "tls" in names and "got_conn" in names
+
+
+def test_trace_file_from_marker_and_dir_from_ini(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nhttptrace_trace_dir = from-ini\n")
+    pytester.makepyfile(
+        test_traced=TRACED.format(
+            marker='@pytest.mark.httptrace(trace_file="out/mine")'
+        )
+    )
+    result = pytester.runpytest("-p", "httptrace")
+    result.assert_outcomes(passed=2)
+    assert (pytester.path / "out" / "mine.json").is_file()
+    assert (pytester.path / "out" / "mine.html").is_file()
+    assert not (pytester.path / "from-ini").exists()  # the marker won
