@@ -3,6 +3,9 @@ that caused them, and a long session that stops cleanly."""
 
 from __future__ import annotations
 
+import pathlib
+import re
+
 import pytest
 
 pytest_plugins = ["pytester"]
@@ -132,3 +135,14 @@ def test_a_session_of_200_tests_stops_cleanly(pytester: pytest.Pytester) -> None
     result.stdout.fnmatch_lines(["LEFT BEHIND: threads=[] fds=0"])
     for text in ("Warning", "Exception ignored", "Traceback"):
         assert text not in result.stderr.str()
+
+
+def test_the_examples_of_docs_servers_md_pass(pytester: pytest.Pytester) -> None:
+    page = pathlib.Path(__file__).parent.parent / "docs" / "servers.md"
+    blocks = re.findall(r"```python\n(.*?)```", page.read_text(), flags=re.S)
+    tests = [block for block in blocks if "def test_" in block]
+    for number, block in enumerate(tests):
+        pytester.makepyfile(**{f"test_doc_{number}": block})
+    result = pytester.runpytest("-p", "httptrace", "-W", "error")
+    result.assert_outcomes(passed=len(tests))
+    assert len(tests) >= 3
