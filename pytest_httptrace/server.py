@@ -1100,11 +1100,13 @@ class TestServer(_Endpoint):
         config.errorlog = logger
         config.accesslog = None
         remaining = len(sockets)
+        serving = False
 
         def on_listening() -> None:
-            nonlocal remaining
+            nonlocal remaining, serving
             remaining -= 1
             if remaining == 0:
+                serving = True
                 self._listening.set()
 
         self._loop = _ServerLoop(self._tracker, on_listening)
@@ -1114,7 +1116,9 @@ class TestServer(_Endpoint):
         )
         self._thread.daemon = True
         self._thread.start()
-        if not self._listening.wait(THREAD_TIMEOUT) or not self._thread.is_alive():
+        # `_run` also sets the event when it ends, so a server that fails to start
+        # does not keep us waiting.
+        if not self._listening.wait(THREAD_TIMEOUT) or not serving:
             self._thread.join(THREAD_TIMEOUT)
             self._thread = None
             error = self.internal_errors[-1] if self.internal_errors else None
