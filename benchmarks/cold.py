@@ -7,7 +7,10 @@ context made beforehand, untimed) sends one GET to ``https://localhost:PORT/``: 
 resolution, TCP connect, TLS handshake (ALPN), request and response are all timed.
 Traced samples run with a `Recorder` recording every hook (started before the client
 is made, stopped after it is closed, both untimed); untraced ones with httpx as shipped.
-The two alternate, in rotated order, for sync and async clients over HTTP/1.1 and
+``traced`` is the first request after the recorder started (as the first request of a
+test that records); ``traced_warm`` a second new client under the same recorder (the
+instrumentation installed a moment ago, its code paths run once). Untraced and traced
+samples alternate, in rotated order, for sync and async clients over HTTP/1.1 and
 HTTP/2. Full run: 30 samples of each.
 
 Reported: the median time of the first request with its quartiles and the traced /
@@ -29,7 +32,8 @@ from ._common import Result, bench_main, ratio_summary, rotated, summary
 from ._serve import ServerProcess
 
 CONFIGS = ("sync-h1", "sync-h2", "async-h1", "async-h2")
-VARIANTS = ("untraced", "traced")
+VARIANTS = ("untraced", "traced", "traced_warm")
+UNITS = ("untraced", "traced")
 
 
 def _context(ca: str) -> ssl.SSLContext:
@@ -100,14 +104,18 @@ def run(quick: bool) -> Result:
                 _first_request(config, url, server.ca, loop)
             for r in range(rounds):
                 for config in CONFIGS:
-                    for variant in rotated(VARIANTS, r):
-                        if variant == "traced":
-                            with Recorder.start() as recorder:
-                                elapsed = _first_request(config, url, server.ca, loop)
-                            phases[config].append(_phases(recorder))
-                        else:
+                    for unit in rotated(UNITS, r):
+                        if unit == "untraced":
                             elapsed = _first_request(config, url, server.ca, loop)
-                        times[config][variant].append(elapsed)
+                            times[config]["untraced"].append(elapsed)
+                            continue
+                        with Recorder.start() as recorder:
+                            elapsed = _first_request(config, url, server.ca, loop)
+                            times[config]["traced"].append(elapsed)
+                            phases[config].append(_phases(recorder))
+                            recorder.clear()
+                            elapsed = _first_request(config, url, server.ca, loop)
+                            times[config]["traced_warm"].append(elapsed)
     finally:
         loop.close()
     rows = []

@@ -5,15 +5,18 @@
 Our test server runs in its own process (`benchmarks._serve`). One client process per
 variant (`benchmarks._overhead_worker`: no plugin, an A/A copy of it, plugin idle,
 instrumentation installed but this request untraced, every hook recording) keeps four
-warm clients: sync and async, HTTP/1.1 and HTTP/2. In every round each variant runs a
-batch of GETs on each config, variants taking turns in rotated order, one process at a
-time; each batch starts with a few untimed GETs (the process slept while the others
-ran), then each request is timed alone. Full run: 50 rounds x 20 = 1000 timed GETs per
-variant and config; small batches and many rounds spread the machine's drift evenly.
+warm clients: sync and async, HTTP/1.1 and HTTP/2. Every round starts new client
+processes (so that what differs between two processes of the same kind, such as memory
+layout and hash seed, varies between rounds rather than biasing a variant), then in
+each of its sub-rounds every variant runs a batch of GETs on each config, variants
+taking turns in rotated order, one process at a time; each batch starts with a few
+untimed GETs (the process slept while the others ran), then each request is timed
+alone. Full run: 10 rounds x 5 sub-rounds x 20 = 1000 timed GETs per variant and
+config; small batches spread the machine's drift evenly.
 
 Reported per config and variant: the median per-request time with its quartiles, and
 the ratio to ``none``: of the medians over all requests, and per round (the median of
-the round ratios, with their min and max: how much the ratio itself moves); and the
+the 10 round ratios, with their min and max: how much the ratio itself moves); and the
 client process's CPU time per request (median over batches) with its ratio: the
 client-side cost alone, without the server's time and the scheduler's noise.
 
@@ -158,8 +161,21 @@ def decompose(
     return rows
 
 
+def _check_state(variant: str, state: dict[str, Any]) -> None:
+    imported = variant not in ("none", "none_b")
+    installed = variant == "installed"
+    if (state["plugin_imported"], state["instrumentation_installed"]) != (
+        imported,
+        installed,
+    ):
+        raise RuntimeError(f"variant {variant} ran in the wrong state: {state}")
+
+
 def run(quick: bool) -> Result:
-    rounds, batch, warm, warmup = (1, 5, 1, 3) if quick else (50, 20, 4, 30)
+    if quick:
+        rounds, subrounds, batch, warm, warmup = 1, 1, 5, 1, 3
+    else:
+        rounds, subrounds, batch, warm, warmup = 10, 5, 20, 4, 30
     configs = tuple(os.environ.get("BENCH_CONFIGS", ",".join(CONFIGS)).split(","))
     variants = VARIANTS
     times: dict[str, dict[str, list[int]]] = {
@@ -171,44 +187,63 @@ def run(quick: bool) -> Result:
     cpu: dict[str, dict[str, list[float]]] = {
         c: {v: [] for v in variants} for c in configs
     }
+    round_cpu: dict[str, dict[str, list[float]]] = {
+        c: {v: [] for v in variants} for c in configs
+    }
     events: dict[str, list[float]] = {c: [] for c in configs}
     checks: dict[str, Any] = {}
     with ServerProcess.start() as server:
-        clients = {v: _Client(v, server.url, server.ca, warmup) for v in variants}
-        try:
-            for client in clients.values():  # they start in parallel
-                client.wait_ready()
-            for r in range(rounds):
-                for config in configs:
-                    for variant in rotated(variants, r):
-                        answer = clients[variant].ask(
-                            {"cmd": "run", "config": config, "n": batch, "warm": warm}
-                        )
-                        ns: list[int] = answer["ns"]
-                        times[config][variant].extend(ns)
-                        round_medians[config][variant].append(summary(ns)["median"])
-                        cpu[config][variant].append(answer["cpu_ns"] / batch)
-                        if variant == "recording":
-                            if answer["requests"] != batch:
-                                raise RuntimeError(
-                                    f"the recorder saw {answer['requests']} requests "
-                                    f"of {batch}"
-                                )
-                            events[config].append(answer["events"] / batch)
-        finally:
-            for variant, client in clients.items():
-                checks[variant] = client.close()
+        for r in range(rounds):
+            # New client processes every round: what differs between two processes
+            # of the same kind (memory layout, hash seed) varies from round to round
+            # instead of biasing one variant for the whole run.
+            clients = {v: _Client(v, server.url, server.ca, warmup) for v in variants}
+            this_round: dict[str, dict[str, list[int]]] = {
+                c: {v: [] for v in variants} for c in configs
+            }
+            this_cpu: dict[str, dict[str, list[float]]] = {
+                c: {v: [] for v in variants} for c in configs
+            }
+            try:
+                for client in clients.values():  # they start in parallel
+                    client.wait_ready()
+                for sub in range(subrounds):
+                    for config in configs:
+                        for variant in rotated(variants, r * subrounds + sub):
+                            answer = clients[variant].ask(
+                                {
+                                    "cmd": "run",
+                                    "config": config,
+                                    "n": batch,
+                                    "warm": warm,
+                                }
+                            )
+                            ns: list[int] = answer["ns"]
+                            times[config][variant].extend(ns)
+                            this_round[config][variant].extend(ns)
+                            cpu[config][variant].append(answer["cpu_ns"] / batch)
+                            this_cpu[config][variant].append(answer["cpu_ns"] / batch)
+                            if variant == "recording":
+                                if answer["requests"] != batch:
+                                    raise RuntimeError(
+                                        f"the recorder saw {answer['requests']} "
+                                        f"requests of {batch}"
+                                    )
+                                events[config].append(answer["events"] / batch)
+            finally:
+                for variant, client in clients.items():
+                    checks[variant] = client.close()
+            for variant, state in checks.items():
+                _check_state(variant, state)
+            for config in configs:
+                for variant in variants:
+                    median = summary(this_round[config][variant])["median"]
+                    round_medians[config][variant].append(median)
+                    median = summary(this_cpu[config][variant])["median"]
+                    round_cpu[config][variant].append(median)
         layers = decompose(
             server.url, server.ca, configs, *((1, 5) if quick else (15, 20)), warmup
         )
-    expected_import = {"none": False, "none_b": False}
-    for variant, state in checks.items():
-        imported = expected_import.get(variant, True)
-        installed = variant == "installed"
-        if state["plugin_imported"] != imported or (
-            state["instrumentation_installed"] != installed
-        ):
-            raise RuntimeError(f"variant {variant} ran in the wrong state: {state}")
 
     rows = []
     for config in configs:
@@ -225,6 +260,18 @@ def run(quick: bool) -> Result:
                     strict=True,
                 )
             ]
+            paired_cpu = [
+                m / b
+                for m, b in zip(
+                    round_cpu[config][variant], round_cpu[config][BASELINE], strict=True
+                )
+            ]
+            paired_cpu = [
+                m / b
+                for m, b in zip(
+                    round_cpu[config][variant], round_cpu[config][BASELINE], strict=True
+                )
+            ]
             row: dict[str, Any] = {
                 "config": config,
                 "variant": variant,
@@ -236,6 +283,7 @@ def run(quick: bool) -> Result:
                 "round_ratio": ratio_summary(paired),
                 "cpu_us": c["median"] / 1e3,
                 "cpu_ratio": c["median"] / base_cpu["median"],
+                "round_cpu_ratio": ratio_summary(paired_cpu),
                 "target": TARGETS.get(variant),
             }
             if variant == "recording":
@@ -243,6 +291,7 @@ def run(quick: bool) -> Result:
             rows.append(row)
     return {
         "rounds": rounds,
+        "subrounds": subrounds,
         "batch": batch,
         "warm": warm,
         "variants": list(variants),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -91,6 +92,7 @@ def render_overhead(r: dict[str, Any]) -> str:
                 _range(row["round_ratio"]),
                 f"{row['cpu_us']:,.0f}",
                 f"{row['cpu_ratio']:.3f}",
+                _range(row["round_cpu_ratio"]),
                 _verdict(ratio, row.get("target")),
             ]
         )
@@ -103,6 +105,7 @@ def render_overhead(r: dict[str, Any]) -> str:
             "per-round ratio: median [min–max]",
             "client CPU µs/request",
             "CPU ratio",
+            "per-round CPU ratio",
             "target",
         ],
         rows,
@@ -133,8 +136,10 @@ def render_overhead(r: dict[str, Any]) -> str:
         ),
     )
     return (
-        f"{_provenance(r, 'overhead')} {r['rounds']} rounds x {r['batch']} timed GETs "
-        f"per variant and config ({r['rounds'] * r['batch']} each).\n\n{main}\n\n"
+        f"{_provenance(r, 'overhead')} {r['rounds']} rounds (new client processes "
+        f"each) x {r['subrounds']} sub-rounds x {r['batch']} timed GETs per variant "
+        f"and config ({r['rounds'] * r['subrounds'] * r['batch']} each).\n\n"
+        f"{main}\n\n"
         f"Where the client's time goes (same run, in one process):\n\n{decomposition}"
     )
 
@@ -359,6 +364,124 @@ def render_scale(r: dict[str, Any]) -> str:
     )
 
 
+def _slope(rows: list[dict[str, Any]]) -> float:
+    """Exponent k of time ~ events**k between the smallest and largest recording
+    (1 is linear, 2 quadratic)."""
+    first, last = rows[0], rows[-1]
+    return math.log(last["ms"] / first["ms"]) / math.log(
+        last["events"] / first["events"]
+    )
+
+
+def _yes(ok: bool) -> str:
+    return "**met**" if ok else "**not met**"
+
+
+def render_summary(results: dict[str, dict[str, Any]]) -> str:
+    """One row per target of issue 8 (and the server issue's costs), from the JSON."""
+    rows: Table = []
+    if "overhead" in results:
+        r = results["overhead"]
+        by = {(x["config"], x["variant"]): x for x in r["rows"]}
+        aa = [by[(c, "none_b")]["ratio"] for c in r["configs"]]
+        for variant, label in (
+            ("idle", "plugin loaded, no trace"),
+            ("recording", "every hook recording"),
+        ):
+            ratios = [by[(c, variant)]["ratio"] for c in r["configs"]]
+            target = by[(r["configs"][0], variant)]["target"]
+            verdict = _yes(max(ratios) <= target)
+            if max(ratios) > target and max(ratios) <= max(aa):
+                verdict += " (within the A/A control's spread: noise)"
+            rows.append(
+                [
+                    f"keep-alive TLS GET, {label} / no plugin",
+                    f"≤ {target:g}",
+                    ", ".join(
+                        f"{c} {x:.3f}"
+                        for c, x in zip(r["configs"], ratios, strict=True)
+                    )
+                    + f" (A/A control: {min(aa):.3f}–{max(aa):.3f})",
+                    verdict,
+                ]
+            )
+    if "startup" in results:
+        r = results["startup"]
+        plugin = next(x for x in r["imports"] if x["what"] == "plugin")
+        rows.append(
+            [
+                "import of the plugin after pytest (`-X importtime`)",
+                f"≤ {plugin['target_ms']:g} ms",
+                f"{plugin['ms']['median']:.2f} ms",
+                _yes(plugin["ms"]["median"] <= plugin["target_ms"]),
+            ]
+        )
+        c = r["collect"]
+        rows.append(
+            [
+                "`pytest --collect-only`, 200 tests, with / without the plugin",
+                f"≤ {c['target']:g}",
+                f"{c['ratio']:.3f} (CPU {c['cpu_ratio']:.3f})",
+                _yes(c["ratio"] <= c["target"]),
+            ]
+        )
+    if "servers" in results:
+        r = results["servers"]
+        by_server = {x["server"]: x for x in r["rows"]}
+        ours = by_server["httptrace"]
+        for key, label in (
+            ("start_stop_ms", "test server start+stop"),
+            ("first_request_ms", "first request to it (TCP + TLS)"),
+            ("keepalive_ms", "keep-alive request to it"),
+        ):
+            target = r["targets"][key]
+            value = ours[key]["median"]
+            rows.append(
+                [label, f"≤ {target:g} ms", f"{value:.2f} ms", _yes(value <= target)]
+            )
+        rps = ours["requests_per_s"]["median"]
+        for other in ("pytest-httpserver", "trustme+uvicorn"):
+            theirs = by_server[other]["requests_per_s"]["median"]
+            rows.append(
+                [
+                    f"requests/s, 50 keep-alive clients, ours vs {other}",
+                    "more",
+                    f"{rps:,.0f} vs {theirs:,.0f} ({rps / theirs:.2f}x)",
+                    _yes(rps > theirs),
+                ]
+            )
+    if "scale" in results:
+        r = results["scale"]
+        cases = dict.fromkeys(x["case"] for x in r["assertions"])
+        slopes = {
+            case: _slope([x for x in r["assertions"] if x["case"] == case])
+            for case in cases
+        }
+        sizes = sorted({x["events"] for x in r["assertions"]})
+        rows.append(
+            [
+                f"assertion time over {sizes[0]:,} / … / {sizes[-1]:,} events grows "
+                "linearly (k in time ~ events^k)",
+                "k ≈ 1 (quadratic: 2)",
+                ", ".join(f"{case} {k:.2f}" for case, k in slopes.items()),
+                _yes(max(slopes.values()) < 1.3),
+            ]
+        )
+        mem = r["memory_synthetic"]
+        per_request = [x["bytes_per_request"] for x in mem]
+        rows.append(
+            [
+                f"memory per recorded request, {mem[0]['requests']:,} to "
+                f"{mem[-1]['requests']:,} requests",
+                "linear (constant per request)",
+                " / ".join(f"{x:,.0f} B" for x in per_request)
+                + f"; real traffic {r['memory_real']['bytes_per_request']:,.0f} B",
+                _yes(max(per_request) / min(per_request) < 1.1),
+            ]
+        )
+    return _table(["what", "target", "measured (medians)", "verdict"], rows)
+
+
 RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
     "overhead": render_overhead,
     "cold": render_cold,
@@ -369,12 +492,17 @@ RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
 
 
 def render(results: Path) -> dict[str, str]:
-    """Markdown of every result found in ``results``, by benchmark name."""
+    """Markdown of every result found in ``results``, by benchmark name, and the
+    summary of targets (``summary``) from all of them."""
     sections = {}
+    loaded = {}
     for name, renderer in RENDERERS.items():
         path = results / f"{name}.json"
         if path.exists():
-            sections[name] = renderer(json.loads(path.read_text()))
+            loaded[name] = json.loads(path.read_text())
+            sections[name] = renderer(loaded[name])
+    if loaded:
+        sections["summary"] = render_summary(loaded)
     return sections
 
 

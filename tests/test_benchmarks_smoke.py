@@ -48,8 +48,9 @@ def _expected_rows(name: str, result: dict[str, Any]) -> None:
             "recorder",
         }
     elif name == "cold":
+        variants = [r["variant"] for r in result["rows"]]
+        assert variants == ["untraced", "traced", "traced_warm"] * 4
         traced = [r for r in result["rows"] if r["variant"] == "traced"]
-        assert len(traced) == 4
         assert all(r["phases_ms"]["tls"] > 0 for r in traced)
     elif name == "startup":
         assert [r["what"] for r in result["imports"]] == ["plugin", "plugin+configure"]
@@ -97,6 +98,35 @@ def test_benchmark_runs_in_quick_mode(name: str, tmp_path: Path) -> None:
     table = report.RENDERERS[name](result)
     assert "QUICK MODE" in table
     assert table.count("\n|") >= 3  # a header, its rule, and at least one row
+
+
+def test_summary_names_every_target(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks",
+            "--quick",
+            "startup",
+            "--results",
+            str(results),
+            "--docs",
+            str(tmp_path / "performance.md"),
+        ],
+        cwd=ROOT,
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (results / "startup.json").exists()
+    doc = (tmp_path / "performance.md").read_text()
+    assert "<!-- bench:startup -->" in doc
+    summary = doc.split("<!-- bench:summary -->")[1]
+    assert "import of the plugin after pytest" in summary
+    assert "`pytest --collect-only`, 200 tests" in summary
 
 
 def test_update_doc_replaces_only_the_tables(tmp_path: Path) -> None:
