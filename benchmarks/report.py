@@ -238,6 +238,13 @@ def render_startup(r: dict[str, Any]) -> str:
             ]
         ],
     )
+    cycle = r["recorder_cycle"]
+    fixture += (
+        f"\n\nIn one process, `Recorder.start()` + `stop()` (install and remove the "
+        f"instrumentation) takes {cycle['start_stop_ms']:.2f} ms, of which the "
+        f"httpx/httpcore version check made at every install "
+        f"(`httpx_trace.check_versions()`) takes {cycle['check_versions_ms']:.2f} ms."
+    )
     return (
         f"{_provenance(r, 'startup')}\n\n{imports}\n\nSelf time of the plugin's "
         f"modules (median): {modules}.\n\n"
@@ -328,6 +335,13 @@ def render_scale(r: dict[str, Any]) -> str:
         mem_rows,
     )
     released = r["memory_synthetic"][-1].get("bytes_after_release", 0)
+    uploads = (
+        f"\n\nRecording {real['uploads']} uploads of "
+        f"{real['upload_bytes'] / real['uploads'] / 2**20:g} MiB (`POST /echo`) keeps "
+        f"{real['upload_held_bytes'] / 2**20:.1f} MiB alive until the recorder is "
+        f"dropped ({real['upload_held_bytes'] / real['upload_bytes']:.0%} of the "
+        "bodies)."
+    )
     ret = r["retention"]
     retention = _table(
         ["run", "recorders alive at the end", "events they hold", "RSS growth MB"],
@@ -355,10 +369,20 @@ def render_scale(r: dict[str, Any]) -> str:
         ["case", *(f"{s:,} events" for s in sizes), "µs/event, largest / smallest"],
         rows,
     )
+    failing = [row for row in r["assertions"] if "message_chars" in row]
+    if failing:
+        times += (
+            "\n\nFailure message of the failing case: "
+            + ", ".join(
+                f"{row['message_chars'] / 1e3:,.0f} kB at {row['events']:,} events"
+                for row in failing
+            )
+            + "."
+        )
     return (
         f"{_provenance(r, 'scale')}\n\nMemory held by a recording (tracemalloc, after "
         f"a full collection; after the recorder is dropped, "
-        f"{released / 1e3:,.0f} kB remain):\n\n{memory}\n\n"
+        f"{released / 1e3:,.0f} kB remain):\n\n{memory}{uploads}\n\n"
         f"Over a session (`{ret['command']}`):\n\n{retention}\n\n"
         f"Assertion time, median of runs (requests of 11 hooks each):\n\n{times}"
     )

@@ -12,7 +12,8 @@
      (DNS, connect, TLS). Checkpoints at 1k, 5k and 10k requests show the growth.
    - *real*: 2 000 keep-alive TLS GETs (sync client, HTTP/1.1) to our server in
      another process, recorded; what a request really costs, with everything the
-     records keep alive.
+     records keep alive. Then 20 uploads of 1 MiB (``POST /echo``), recorded: how much
+     of the bodies the recording keeps alive.
 
 2. Time of `assert_hook_sequence` and of the leak check (`find_leaks`,
    `assert_no_leaks`) on recordings of 1k, 10k and 100k events (synthetic, as above),
@@ -145,7 +146,7 @@ def memory_synthetic(total: int, checkpoints: list[int]) -> list[dict[str, float
     return rows
 
 
-def memory_real(n: int) -> dict[str, float]:
+def memory_real(n: int, uploads: int, upload_size: int) -> dict[str, float]:
     import httpx
 
     from pytest_httptrace import Recorder
@@ -173,6 +174,14 @@ def memory_real(n: int) -> dict[str, float]:
                     raise RuntimeError(f"recorded {len(recorder.requests)} of {n}")
                 del recorder
                 released = _traced_memory() - base
+                # Uploads: does a recording keep the request bodies alive?
+                body_base = _traced_memory()
+                recorder = Recorder.start()
+                for _ in range(uploads):
+                    client.post("/echo", content=bytes(upload_size)).raise_for_status()
+                recorder.stop()
+                body_held = _traced_memory() - body_base
+                del recorder
             finally:
                 tracemalloc.stop()
     return {
@@ -182,6 +191,9 @@ def memory_real(n: int) -> dict[str, float]:
         "bytes_per_request": used / n,
         "bytes_per_event": used / events,
         "bytes_after_release": released,
+        "uploads": uploads,
+        "upload_bytes": uploads * upload_size,
+        "upload_held_bytes": body_held,
     }
 
 
@@ -221,12 +233,16 @@ def _time_cases(size: int, repeat: int) -> list[dict[str, Any]]:
     ]
     failing = [*compared[:-1], "got_100_continue"]
 
+    message_chars = [0]
+
     def fails() -> None:
         try:
             assert_hook_sequence(recorder, failing)
         except AssertionError as error:
-            if "got_100_continue" not in str(error):
+            message = str(error)
+            if "got_100_continue" not in message:
                 raise
+            message_chars[0] = len(message)
         else:
             raise RuntimeError("the failing pattern passed")
 
@@ -247,15 +263,16 @@ def _time_cases(size: int, repeat: int) -> list[dict[str, Any]]:
     rows = []
     for name, fn in cases.items():
         seconds = _median_time(fn, repeat)
-        rows.append(
-            {
-                "case": name,
-                "events": events,
-                "requests": len(recorder.requests),
-                "ms": seconds * 1e3,
-                "us_per_event": seconds * 1e6 / events,
-            }
-        )
+        row = {
+            "case": name,
+            "events": events,
+            "requests": len(recorder.requests),
+            "ms": seconds * 1e3,
+            "us_per_event": seconds * 1e6 / events,
+        }
+        if fn is fails:
+            row["message_chars"] = message_chars[0]
+        rows.append(row)
     return rows
 
 
@@ -334,7 +351,7 @@ def run(quick: bool) -> Result:
     return {
         "retention": retention(*((10, 10) if quick else (200, 50))),
         "memory_synthetic": synthetic,
-        "memory_real": memory_real(real),
+        "memory_real": memory_real(real, *((2, 65536) if quick else (20, 1 << 20))),
         "assertions": times,
         "growth_per_event": growth,
     }

@@ -16,7 +16,8 @@
    pytest -q -p httptrace`` on 500 empty tests that request the fixture, against 500
    that do not, alternating; the difference divided by 500 is the per-test cost
    (starting a recorder installs the instrumentation, stopping it removes it, and the
-   leak check runs at teardown).
+   leak check runs at teardown). And, in this process, what one ``Recorder.start()`` +
+   ``stop()`` costs, and the httpx/httpcore version check each start makes.
 
 Full run: 15 import samples each, 20 collection runs each, 8 runs of each 500-test
 suite.
@@ -172,6 +173,29 @@ def _run_suite(root: Path, tests: int) -> float:
     return elapsed
 
 
+def recorder_cycle(repeat: int) -> dict[str, float]:
+    """In this process: ms of ``Recorder.start()`` + ``stop()`` (install and remove
+    the instrumentation), and of the version check that every install makes."""
+    import statistics
+
+    from pytest_httptrace import Recorder, httpx_trace
+
+    Recorder.start().stop()  # imports
+    cycles, checks = [], []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        Recorder.start().stop()
+        t1 = time.perf_counter()
+        httpx_trace.check_versions()
+        t2 = time.perf_counter()
+        cycles.append((t1 - t0) * 1e3)
+        checks.append((t2 - t1) * 1e3)
+    return {
+        "start_stop_ms": statistics.median(cycles),
+        "check_versions_ms": statistics.median(checks),
+    }
+
+
 def fixture_cost(rounds: int, tests: int, warm: bool) -> dict[str, Any]:
     runs: dict[str, list[float]] = {"with": [], "without": []}
     with tempfile.TemporaryDirectory(prefix="httptrace-bench-fixture-") as tmp:
@@ -258,6 +282,7 @@ def run(quick: bool) -> Result:
         "module_self_ms": module_self_ms,
         "collect": collect_row,
         "fixture": fixture_cost(fixture_rounds, fixture_tests, warm=not quick),
+        "recorder_cycle": recorder_cycle(5 if quick else 200),
     }
 
 
