@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import statistics
@@ -43,10 +44,40 @@ def summary(values: Sequence[float]) -> dict[str, float]:
     }
 
 
+def median_ci(
+    values: Sequence[float], level: float = 0.95
+) -> tuple[float, float, float]:
+    """A distribution-free confidence interval of the median: (low, high, coverage).
+
+    The k-th smallest and k-th largest values, k the largest order for which the
+    binomial coverage is at least ``level`` (10 values: the 2nd and 9th, 97.9 %). With
+    too few values, the min and the max and their (lower) coverage.
+    """
+    ordered = sorted(values)
+    n = len(ordered)
+    k, coverage = 1, 1 - 2 * 0.5**n
+    for j in range(2, n // 2 + 1):
+        below = sum(math.comb(n, i) for i in range(j)) / 2**n
+        if 1 - 2 * below < level:
+            break
+        k, coverage = j, 1 - 2 * below
+    return ordered[k - 1], ordered[n - k], coverage
+
+
 def ratio_summary(ratios: Sequence[float]) -> dict[str, float]:
-    """Summary of paired ratios (one per round): median, min and max."""
+    """Summary of paired ratios (one per round): median, min, max, and the confidence
+    interval of the median (`median_ci`)."""
     s = summary(ratios)
-    return {"median": s["median"], "min": s["min"], "max": s["max"], "n": s["n"]}
+    low, high, coverage = median_ci(ratios)
+    return {
+        "median": s["median"],
+        "min": s["min"],
+        "max": s["max"],
+        "n": s["n"],
+        "ci_low": low,
+        "ci_high": high,
+        "ci_coverage": coverage,
+    }
 
 
 def rotated(items: Sequence[str], round_no: int) -> list[str]:

@@ -48,6 +48,12 @@ def _range(s: dict[str, float], digits: int = 3) -> str:
     return f"{s['median']:.{digits}f} [{s['min']:.{digits}f}–{s['max']:.{digits}f}]"
 
 
+def _ci(s: dict[str, float], digits: int = 3) -> str:
+    return (
+        f"{s['ci_low']:.{digits}f}–{s['ci_high']:.{digits}f} ({s['ci_coverage']:.0%})"
+    )
+
+
 def _verdict(value: float, target: float | None) -> str:
     if target is None:
         return "–"
@@ -90,6 +96,7 @@ def render_overhead(r: dict[str, Any]) -> str:
                 f"{row['median_us']:,.0f} ({row['p25_us']:,.0f}–{row['p75_us']:,.0f})",
                 f"{ratio:.3f}",
                 _range(row["round_ratio"]),
+                _ci(row["round_ratio"]),
                 f"{row['cpu_us']:,.0f}",
                 f"{row['cpu_ratio']:.3f}",
                 _range(row["round_cpu_ratio"]),
@@ -103,6 +110,7 @@ def render_overhead(r: dict[str, Any]) -> str:
             "µs/request: median (p25–p75)",
             "ratio",
             "per-round ratio: median [min–max]",
+            "CI of the per-round median",
             "client CPU µs/request",
             "CPU ratio",
             "per-round CPU ratio",
@@ -204,6 +212,7 @@ def render_startup(r: dict[str, Any]) -> str:
             "-p no:httptrace ms",
             "ratio",
             "per-round ratio: median [min–max]",
+            "CI of the per-round median",
             "CPU ratio",
             "target",
         ],
@@ -214,6 +223,7 @@ def render_startup(r: dict[str, Any]) -> str:
                 _spread(c["without_ms"], 0),
                 f"{c['ratio']:.3f}",
                 _range(c["round_ratio"]),
+                _ci(c["round_ratio"]),
                 f"{c['cpu_ratio']:.3f} "
                 f"({c['cpu_with_ms']:.0f} / {c['cpu_without_ms']:.0f} ms)",
                 _verdict(c["ratio"], c["target"]),
@@ -408,24 +418,37 @@ def render_summary(results: dict[str, dict[str, Any]]) -> str:
         r = results["overhead"]
         by = {(x["config"], x["variant"]): x for x in r["rows"]}
         aa = [by[(c, "none_b")]["ratio"] for c in r["configs"]]
-        for variant, label in (
-            ("idle", "plugin loaded, no trace"),
-            ("recording", "every hook recording"),
+        for variants, label in (
+            (("imported", "idle"), "plugin loaded (imported; idle), no trace"),
+            (("recording",), "every hook recording"),
         ):
-            ratios = [by[(c, variant)]["ratio"] for c in r["configs"]]
-            target = by[(r["configs"][0], variant)]["target"]
-            verdict = _yes(max(ratios) <= target)
-            if max(ratios) > target and max(ratios) <= max(aa):
-                verdict += " (within the A/A control's spread: noise)"
+            cells = [by[(c, v)] for v in variants for c in r["configs"]]
+            target = cells[0]["target"]
+            worst = max(cells, key=lambda x: x["ratio"])
+            if worst["ratio"] <= target:
+                verdict = _yes(True)
+            elif all(x["round_ratio"]["ci_low"] <= target for x in cells):
+                verdict = (
+                    "**not resolved**: above the target, but within the noise (the "
+                    "confidence interval of every per-round ratio includes it)"
+                )
+            else:
+                verdict = _yes(False)
+            measured = "; ".join(
+                f"{c}: "
+                + ", ".join(
+                    f"{by[(c, v)]['ratio']:.3f}"
+                    + f" [{by[(c, v)]['round_ratio']['ci_low']:.3f}–"
+                    + f"{by[(c, v)]['round_ratio']['ci_high']:.3f}]"
+                    for v in variants
+                )
+                for c in r["configs"]
+            )
             rows.append(
                 [
                     f"keep-alive TLS GET, {label} / no plugin",
                     f"≤ {target:g}",
-                    ", ".join(
-                        f"{c} {x:.3f}"
-                        for c, x in zip(r["configs"], ratios, strict=True)
-                    )
-                    + f" (A/A control: {min(aa):.3f}–{max(aa):.3f})",
+                    f"{measured} (A/A control: {min(aa):.3f}–{max(aa):.3f})",
                     verdict,
                 ]
             )
@@ -445,7 +468,8 @@ def render_summary(results: dict[str, dict[str, Any]]) -> str:
             [
                 "`pytest --collect-only`, 200 tests, with / without the plugin",
                 f"≤ {c['target']:g}",
-                f"{c['ratio']:.3f} (CPU {c['cpu_ratio']:.3f})",
+                f"{c['ratio']:.3f} [{_ci(c['round_ratio'])}] "
+                f"(CPU {c['cpu_ratio']:.3f})",
                 _yes(c["ratio"] <= c["target"]),
             ]
         )
