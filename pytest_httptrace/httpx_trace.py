@@ -631,21 +631,42 @@ def _should_wait(st: TracedRequest, request: Any) -> bool:
 
 
 class _ContinueWaiter:
-    """Parses response heads read ahead while the body is held."""
+    """One held body: reads ahead, parses response heads, decides what to do.
 
-    def __init__(self, st: TracedRequest) -> None:
-        self.st = st
+    The two loops below (sync and async) only read; everything else is here.
+    """
+
+    def __init__(self, st: TracedRequest, request: Any, stream: Any, timeout: float):
+        self.st, self.request, self.stream = st, request, stream
+        self.deadline = _now() + timeout
         self.buffer = b""
+        self.decision: str | None = None  # "send" or "withhold"
+        st.fire("wait_100_continue")
 
-    def feed(self, data: bytes) -> str | None:
-        """Take bytes; return "send", "withhold" or None (keep waiting)."""
-        if data and not self.buffer:
+    @classmethod
+    def start(cls, st: TracedRequest, request: Any) -> _ContinueWaiter | None:
+        timeout = _wait_timeout(request)
+        stream = _network_stream(st)
+        if stream is None or timeout is None:
+            st.flags.discard("hold_body")
+            return None
+        return cls(st, request, stream, timeout)
+
+    def remaining(self) -> float:
+        return self.deadline - _now() if self.decision is None else 0.0
+
+    def feed(self, data: bytes) -> None:
+        """Take bytes read ahead (b"" at end of stream)."""
+        if not data:
+            self.decision = "send"  # the server closed: let httpcore find out
+            return
+        if not self.buffer:
             _first_byte(self.st)
         self.buffer += data
-        while True:
+        while self.decision is None:
             end = self.buffer.find(b"\r\n\r\n")
             if end < 0:
-                return None
+                return
             head = self.buffer[:end].decode("latin-1").split("\r\n")
             parts = head[0].split(" ", 2)
             try:
@@ -653,19 +674,23 @@ class _ContinueWaiter:
                 fields = [line.split(":", 1) for line in head[1:]]
                 headers = httpx.Headers([(k.strip(), v.strip()) for k, v in fields])
             except (IndexError, ValueError):
-                return "send"  # malformed: leave it to h11, which raises clearly
+                self.decision = "send"  # malformed: h11 will raise a clear error
+                return
             if not 100 <= code < 200 or code == 101:
-                return "withhold"
+                self.decision = "withhold"
+                return
             self.buffer = self.buffer[end + 4 :]  # h11 never sees this interim head
             _got_1xx(self.st, code, headers)
             if code == 100:
-                return "send"
+                self.decision = "send"
 
-
-def _hold_done(st: TracedRequest, request: Any, stream: Any, waiter: Any) -> None:
-    st.flags.discard("hold_body")
-    if waiter.buffer:
-        _PUSHBACK[stream] = waiter.buffer
+    def finish(self, *, is_async: bool) -> None:
+        """Hand the read-ahead back to h11; withhold the body if so decided."""
+        self.st.flags.discard("hold_body")
+        if self.buffer:
+            _PUSHBACK[self.stream] = self.buffer
+        if self.decision == "withhold":
+            _withhold(self.st, self.request, is_async=is_async)
 
 
 def _withhold(st: TracedRequest, request: Any, *, is_async: bool) -> None:
@@ -695,53 +720,31 @@ def _network_stream(st: TracedRequest) -> Any:
 
 
 def _wait_for_continue(st: TracedRequest, request: Any) -> None:
-    timeout = _wait_timeout(request)
-    stream = _network_stream(st)
-    if stream is None or timeout is None:
-        st.flags.discard("hold_body")
+    waiter = _ContinueWaiter.start(st, request)
+    if waiter is None:
         return
-    st.fire("wait_100_continue")
-    waiter = _ContinueWaiter(st)
-    deadline = _now() + timeout
-    decision = None
     try:
-        while decision is None and (remaining := deadline - _now()) > 0:
+        while (remaining := waiter.remaining()) > 0:
             try:
-                data = stream.read(65536, remaining)
+                waiter.feed(waiter.stream.read(65536, remaining))
             except httpcore.ReadTimeout:
                 break
-            if not data:
-                break
-            decision = waiter.feed(data)
     finally:
-        _hold_done(st, request, stream, waiter)
-    if decision == "withhold":
-        _withhold(st, request, is_async=False)
+        waiter.finish(is_async=False)
 
 
 async def _await_continue(st: TracedRequest, request: Any) -> None:
-    timeout = _wait_timeout(request)
-    stream = _network_stream(st)
-    if stream is None or timeout is None:
-        st.flags.discard("hold_body")
+    waiter = _ContinueWaiter.start(st, request)
+    if waiter is None:
         return
-    st.fire("wait_100_continue")
-    waiter = _ContinueWaiter(st)
-    deadline = _now() + timeout
-    decision = None
     try:
-        while decision is None and (remaining := deadline - _now()) > 0:
+        while (remaining := waiter.remaining()) > 0:
             try:
-                data = await stream.read(65536, remaining)
+                waiter.feed(await waiter.stream.read(65536, remaining))
             except httpcore.ReadTimeout:
                 break
-            if not data:
-                break
-            decision = waiter.feed(data)
     finally:
-        _hold_done(st, request, stream, waiter)
-    if decision == "withhold":
-        _withhold(st, request, is_async=True)
+        waiter.finish(is_async=True)
 
 
 # -- connections ---------------------------------------------------------------------
