@@ -15,8 +15,10 @@ alone. Full run: 10 rounds x 5 sub-rounds x 20 = 1000 timed GETs per variant and
 config; small batches spread the machine's drift evenly.
 
 Reported per config and variant: the median per-request time with its quartiles, and
-the ratio to ``none``: of the medians over all requests, and per round (the median of
-the 10 round ratios, with their min and max: how much the ratio itself moves); and the
+the ratio to the baseline, which pools the two processes without the plugin (``none``
+and ``none_b``; their ratio to each other is the A/A control): of the medians over all
+requests, and per round (the median of the 10 round ratios, with their min and max:
+how much the ratio itself moves); and the
 client process's CPU time per request (median over batches) with its ratio: the
 client-side cost alone, without the server's time and the scheduler's noise.
 
@@ -45,7 +47,10 @@ from ._common import (
 from ._overhead_worker import CONFIGS, VARIANTS, Worker
 from ._serve import ServerProcess
 
-BASELINE = "none"
+#: The baseline pools the two processes without the plugin (each round's "none" and
+#: "none_b"), so that one slow process does not move every ratio of its round.
+BASELINE = "baseline"
+NO_PLUGIN = ("none", "none_b")
 TARGETS = {"imported": 1.01, "idle": 1.01, "recording": 1.05}
 
 
@@ -178,17 +183,18 @@ def run(quick: bool) -> Result:
         rounds, subrounds, batch, warm, warmup = 10, 5, 20, 4, 30
     configs = tuple(os.environ.get("BENCH_CONFIGS", ",".join(CONFIGS)).split(","))
     variants = VARIANTS
+    pooled = (*variants, BASELINE)
     times: dict[str, dict[str, list[int]]] = {
-        c: {v: [] for v in variants} for c in configs
+        c: {v: [] for v in pooled} for c in configs
     }
     round_medians: dict[str, dict[str, list[float]]] = {
-        c: {v: [] for v in variants} for c in configs
+        c: {v: [] for v in pooled} for c in configs
     }
     cpu: dict[str, dict[str, list[float]]] = {
-        c: {v: [] for v in variants} for c in configs
+        c: {v: [] for v in pooled} for c in configs
     }
     round_cpu: dict[str, dict[str, list[float]]] = {
-        c: {v: [] for v in variants} for c in configs
+        c: {v: [] for v in pooled} for c in configs
     }
     events: dict[str, list[float]] = {c: [] for c in configs}
     checks: dict[str, Any] = {}
@@ -199,10 +205,10 @@ def run(quick: bool) -> Result:
             # instead of biasing one variant for the whole run.
             clients = {v: _Client(v, server.url, server.ca, warmup) for v in variants}
             this_round: dict[str, dict[str, list[int]]] = {
-                c: {v: [] for v in variants} for c in configs
+                c: {v: [] for v in pooled} for c in configs
             }
             this_cpu: dict[str, dict[str, list[float]]] = {
-                c: {v: [] for v in variants} for c in configs
+                c: {v: [] for v in pooled} for c in configs
             }
             try:
                 for client in clients.values():  # they start in parallel
@@ -236,7 +242,12 @@ def run(quick: bool) -> Result:
             for variant, state in checks.items():
                 _check_state(variant, state)
             for config in configs:
-                for variant in variants:
+                for name in NO_PLUGIN:
+                    times[config][BASELINE].extend(this_round[config][name])
+                    cpu[config][BASELINE].extend(this_cpu[config][name])
+                    this_round[config][BASELINE] += this_round[config][name]
+                    this_cpu[config][BASELINE] += this_cpu[config][name]
+                for variant in (*variants, BASELINE):
                     median = summary(this_round[config][variant])["median"]
                     round_medians[config][variant].append(median)
                     median = summary(this_cpu[config][variant])["median"]
@@ -266,12 +277,6 @@ def run(quick: bool) -> Result:
                     round_cpu[config][variant], round_cpu[config][BASELINE], strict=True
                 )
             ]
-            paired_cpu = [
-                m / b
-                for m, b in zip(
-                    round_cpu[config][variant], round_cpu[config][BASELINE], strict=True
-                )
-            ]
             row: dict[str, Any] = {
                 "config": config,
                 "variant": variant,
@@ -288,6 +293,20 @@ def run(quick: bool) -> Result:
             }
             if variant == "recording":
                 row["events_per_request"] = summary(events[config])["median"]
+            if variant == "none_b":
+                # The A/A control: one process without the plugin against the other.
+                a = summary(times[config]["none"])["median"]
+                row["aa_ratio"] = s["median"] / a
+                row["aa_round_ratio"] = ratio_summary(
+                    [
+                        b / a
+                        for b, a in zip(
+                            round_medians[config]["none_b"],
+                            round_medians[config]["none"],
+                            strict=True,
+                        )
+                    ]
+                )
             rows.append(row)
     return {
         "rounds": rounds,

@@ -13,7 +13,9 @@
    - *real*: 2 000 keep-alive TLS GETs (sync client, HTTP/1.1) to our server in
      another process, recorded; what a request really costs, with everything the
      records keep alive. Then 20 uploads of 1 MiB (``POST /echo``), recorded: how much
-     of the bodies the recording keeps alive.
+     of the bodies the recording keeps alive. Then 50 clients, each closed after one
+     request, untraced and traced (a recorder each, stopped and dropped): how many
+     httpcore connections are still alive afterwards.
 
 2. Time of `assert_hook_sequence` and of the leak check (`find_leaks`,
    `assert_no_leaks`) on recordings of 1k, 10k and 100k events (synthetic, as above),
@@ -146,7 +148,38 @@ def memory_synthetic(total: int, checkpoints: list[int]) -> list[dict[str, float
     return rows
 
 
-def memory_real(n: int, uploads: int, upload_size: int) -> dict[str, float]:
+def _live(cls: type) -> int:
+    return sum(type(o) is cls for o in gc.get_objects())
+
+
+def connection_retention(url: str, ca: str, clients: int) -> dict[str, int]:
+    """Closed clients, one request each: how many httpcore connections stay alive
+    after everything was dropped, untraced and traced (a recorder per client)."""
+    import httpcore
+    import httpx
+
+    from pytest_httptrace import Recorder
+
+    result = {"clients": clients}
+    for traced in (False, True):
+        gc.collect()
+        before = _live(httpcore.HTTPConnection)
+        for _ in range(clients):
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            context.load_verify_locations(ca)
+            recorder = Recorder.start() if traced else None
+            with httpx.Client(base_url=url, verify=context, trust_env=False) as client:
+                client.get("/").raise_for_status()
+            if recorder is not None:
+                recorder.stop()
+            del recorder
+        gc.collect()
+        key = "traced_alive" if traced else "untraced_alive"
+        result[key] = _live(httpcore.HTTPConnection) - before
+    return result
+
+
+def memory_real(n: int, uploads: int, upload_size: int) -> dict[str, Any]:
     import httpx
 
     from pytest_httptrace import Recorder
@@ -184,6 +217,7 @@ def memory_real(n: int, uploads: int, upload_size: int) -> dict[str, float]:
                 del recorder
             finally:
                 tracemalloc.stop()
+        retention = connection_retention(server.url, server.ca, 50 if n > 100 else 3)
     return {
         "requests": n,
         "events": events,
@@ -194,6 +228,7 @@ def memory_real(n: int, uploads: int, upload_size: int) -> dict[str, float]:
         "uploads": uploads,
         "upload_bytes": uploads * upload_size,
         "upload_held_bytes": body_held,
+        "connections": retention,
     }
 
 

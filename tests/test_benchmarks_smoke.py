@@ -69,6 +69,7 @@ def _expected_rows(name: str, result: dict[str, Any]) -> None:
     elif name == "scale":
         assert result["retention"]["tests"] > 0
         assert all(r["bytes_per_request"] > 0 for r in result["memory_synthetic"])
+        assert result["memory_real"]["connections"]["clients"] > 0
         assert {r["case"] for r in result["assertions"]} >= {
             "sequence: wildcard",
             "sequence: failing",
