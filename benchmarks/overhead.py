@@ -30,6 +30,7 @@ builds the request's state and fires every hook, no hook set), and with a record
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -89,11 +90,17 @@ class _Client:
         return self._read()
 
     def close(self) -> dict[str, Any]:
+        """Quit the process; what it reports, or its exit status if it died."""
         try:
+            if self.proc.poll() is not None:
+                return {"exited": self.proc.returncode}
             return self.ask({"cmd": "quit"})
+        except (BrokenPipeError, RuntimeError):
+            return {"exited": self.proc.wait(30)}
         finally:
             assert self.proc.stdin is not None
-            self.proc.stdin.close()
+            with contextlib.suppress(BrokenPipeError):
+                self.proc.stdin.close()
             self.proc.wait(30)
             if self.proc.stdout is not None:
                 self.proc.stdout.close()
@@ -167,6 +174,8 @@ def decompose(
 
 
 def _check_state(variant: str, state: dict[str, Any]) -> None:
+    if "exited" in state:
+        raise RuntimeError(f"client process {variant} died: {state}")
     imported = variant not in ("none", "none_b")
     installed = variant == "installed"
     if (state["plugin_imported"], state["instrumentation_installed"]) != (
