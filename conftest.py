@@ -43,7 +43,7 @@ def _leftovers() -> list[str]:
         problems.append(f"patched httpx/httpcore functions remain: {changed}")
     if trace.instrumentation_active() or trace._GLOBAL:
         problems.append("a trace or recorder is still active")
-    if httpx_trace._wait_default is not None:
+    if httpx_trace.wait_default() is not None:
         problems.append("the 100-continue waiting mode is still on")
     return problems
 

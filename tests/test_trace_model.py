@@ -208,7 +208,7 @@ def test_unsupported_httpx_version_fails_once_with_the_range(
 ) -> None:
     from pytest_httptrace import Recorder, httpx_trace, trace
 
-    monkeypatch.setattr(httpx_trace, "version", lambda dist: "9.9.9")
+    monkeypatch.setattr(httpx_trace._patches, "version", lambda dist: "9.9.9")
     with pytest.raises(RuntimeError) as info, with_client_trace(ClientTrace()):
         pass
     message = str(info.value)

@@ -1,0 +1,243 @@
+"""The call (``Client.send``) and the transport: ``get_conn``, and the per-request
+httpcore ``trace`` callback."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from ..trace import TracedRequest, current_chain
+from ._continue import _await_continue, _wait_for_continue
+from ._core import _CALL, _CURRENT, RequestAbortedByHook, _now
+from ._events import _on_httpcore_event
+
+# -- the call and the transport ------------------------------------------------------
+
+
+def _proxy_origin(transport: Any) -> Any:
+    """The proxy's origin if ``transport`` sends through a proxy, else None."""
+    url = getattr(getattr(transport, "_pool", None), "_proxy_url", None)
+    return None if url is None else url.origin
+
+
+def _start_request(transport: Any, request: httpx.Request) -> TracedRequest | None:
+    extra = request.extensions.get("client_trace")
+    chain = current_chain(extra)
+    if not chain:
+        return None
+    st = TracedRequest(method=request.method, url=str(request.url), chain=chain)
+    call = _CALL.get()
+    if call is not None:
+        call.append(st)
+    proxy = _proxy_origin(transport)
+    if proxy is not None:
+        # Go reports the first hop. Through a proxy only get_conn and the proxy's
+        # DNS/connect are observed: httpcore runs the tunnel (CONNECT) and the
+        # target's TLS with the caller's extensions, which would mix their events
+        # into this request's. See the support matrix.
+        st.flags.add("proxied")
+        host, port = proxy.host.decode("ascii"), proxy.port
+    else:
+        url = request.url
+        host = url.host
+        port = url.port or (443 if url.scheme in ("https", "wss") else 80)
+    if ":" in host:
+        host = f"[{host}]"
+    st.fire("get_conn", f"{host}:{port}")
+    return st
+
+
+def _finish_transport(st: TracedRequest, response: httpx.Response | None) -> None:
+    if response is not None:
+        st.status = response.status_code
+    if _CALL.get() is None:
+        st.returned_at = _now()
+
+
+def _transport_error(
+    st: TracedRequest, request: httpx.Request, exc: BaseException
+) -> BaseException:
+    """The exception the call raises: a got_1xx_response abort becomes an httpx error
+    caused by the hook's exception."""
+    abort = st.abort
+    if abort is not None and not isinstance(exc, RequestAbortedByHook):
+        exc = RequestAbortedByHook(
+            f"request aborted: the got_1xx_response hook raised {abort!r}",
+            request=request,
+        )
+    st.error = exc
+    if _CALL.get() is None:
+        st.returned_at = _now()
+    return exc
+
+
+def _with_callback(request: httpx.Request, callback: Any) -> dict[str, Any]:
+    original = request.extensions
+    request.extensions = {**original, "trace": callback}
+    return original
+
+
+def _sync_handle_request(orig: Callable[..., Any]) -> Callable[..., Any]:
+    def handle_request(self: Any, request: httpx.Request) -> httpx.Response:
+        st = _start_request(self, request)
+        if st is None:
+            return orig(self, request)  # type: ignore[no-any-return]
+        user_cb = request.extensions.get("trace")
+        if "proxied" in st.flags:
+            return _proxied(st, request, lambda: orig(self, request))
+
+        def callback(name: str, info: dict[str, Any]) -> None:
+            _on_httpcore_event(st, name, info)
+            if "hold_body" in st.flags:
+                _wait_for_continue(st, st.source["request"])
+            if user_cb is not None:
+                user_cb(name, info)
+
+        token = _CURRENT.set(st)
+        original = _with_callback(request, callback)
+        try:
+            response = orig(self, request)
+        except BaseException as exc:
+            err = _transport_error(st, request, exc)
+            if err is exc:
+                raise
+            raise err from st.abort
+        finally:
+            request.extensions = original
+            _CURRENT.reset(token)
+        _finish_transport(st, response)
+        if _CALL.get() is None:
+            _raise_hook_error(st, response)
+        return response  # type: ignore[no-any-return]
+
+    return handle_request
+
+
+def _async_handle_request(orig: Callable[..., Any]) -> Callable[..., Any]:
+    async def handle_async_request(self: Any, request: httpx.Request) -> httpx.Response:
+        st = _start_request(self, request)
+        if st is None:
+            return await orig(self, request)  # type: ignore[no-any-return]
+        user_cb = request.extensions.get("trace")
+        if "proxied" in st.flags:
+            token = _CURRENT.set(st)
+            try:
+                response = await orig(self, request)
+            except BaseException as exc:
+                st.error = exc
+                raise
+            finally:
+                _CURRENT.reset(token)
+            _finish_transport(st, response)
+            return response  # type: ignore[no-any-return]
+
+        async def callback(name: str, info: dict[str, Any]) -> None:
+            _on_httpcore_event(st, name, info)
+            if "hold_body" in st.flags:
+                await _await_continue(st, st.source["request"])
+            if user_cb is not None:
+                await user_cb(name, info)
+
+        token = _CURRENT.set(st)
+        original = _with_callback(request, callback)
+        try:
+            response = await orig(self, request)
+        except BaseException as exc:
+            err = _transport_error(st, request, exc)
+            if err is exc:
+                raise
+            raise err from st.abort
+        finally:
+            request.extensions = original
+            _CURRENT.reset(token)
+        _finish_transport(st, response)
+        if _CALL.get() is None:
+            await _araise_hook_error(st, response)
+        return response  # type: ignore[no-any-return]
+
+    return handle_async_request
+
+
+def _proxied(
+    st: TracedRequest, request: httpx.Request, send: Callable[[], Any]
+) -> httpx.Response:
+    token = _CURRENT.set(st)  # the proxy's DNS and connect hooks
+    try:
+        response: httpx.Response = send()
+    except BaseException as exc:
+        st.error = exc
+        raise
+    finally:
+        _CURRENT.reset(token)
+    _finish_transport(st, response)
+    return response
+
+
+def _raise_hook_error(st: TracedRequest, response: httpx.Response | None) -> None:
+    err = st.take_hook_error()
+    if err is not None:
+        if response is not None:
+            response.close()
+        raise err
+
+
+async def _araise_hook_error(
+    st: TracedRequest, response: httpx.Response | None
+) -> None:
+    err = st.take_hook_error()
+    if err is not None:
+        if response is not None:
+            await response.aclose()
+        raise err
+
+
+def _end_call(call: list[TracedRequest], error: BaseException | None) -> None:
+    now = _now()
+    for st in call:
+        st.returned_at = now
+    if error is not None and call and call[-1].error is None:
+        call[-1].error = error
+
+
+def _sync_send(orig: Callable[..., Any]) -> Callable[..., Any]:
+    def send(self: Any, request: httpx.Request, **kwargs: Any) -> httpx.Response:
+        if _CALL.get() is not None:  # a send() inside a send() (event hooks): one call
+            return orig(self, request, **kwargs)  # type: ignore[no-any-return]
+        call: list[TracedRequest] = []
+        token = _CALL.set(call)
+        try:
+            response = orig(self, request, **kwargs)
+        except BaseException as exc:
+            _end_call(call, exc)
+            raise
+        finally:
+            _CALL.reset(token)
+        _end_call(call, None)
+        for st in call:
+            _raise_hook_error(st, response)
+        return response  # type: ignore[no-any-return]
+
+    return send
+
+
+def _async_send(orig: Callable[..., Any]) -> Callable[..., Any]:
+    async def send(self: Any, request: httpx.Request, **kwargs: Any) -> httpx.Response:
+        if _CALL.get() is not None:
+            return await orig(self, request, **kwargs)  # type: ignore[no-any-return]
+        call: list[TracedRequest] = []
+        token = _CALL.set(call)
+        try:
+            response = await orig(self, request, **kwargs)
+        except BaseException as exc:
+            _end_call(call, exc)
+            raise
+        finally:
+            _CALL.reset(token)
+        _end_call(call, None)
+        for st in call:
+            await _araise_hook_error(st, response)
+        return response  # type: ignore[no-any-return]
+
+    return send
