@@ -79,7 +79,7 @@ def fire_requests(n: int) -> None:
         current_chain,
     )
 
-    conn = TracedConnection(id=1, conn=object(), protocol="HTTP/1.1")
+    conn = TracedConnection.of(object(), id=1, protocol="HTTP/1.1")
     tls = TLSConnectionState(
         version="TLSv1.3", negotiated_protocol="http/1.1", handshake_complete=True
     )

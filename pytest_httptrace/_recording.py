@@ -141,6 +141,19 @@ class RecordingPlugin:
             item.stash[settings_key] = TestSettings(item)
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_protocol(
+        self, item: pytest.Item, nextitem: pytest.Item | None
+    ) -> Generator[None, object, object]:
+        try:
+            return (yield)
+        finally:
+            # Outermost wrapper: the report plugin has taken what it needs. Items
+            # live until the session ends; their recordings need not (caplog, too,
+            # drops its handler's records after the test).
+            if recorder_key in item.stash:
+                del item.stash[recorder_key]
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, None, None]:
         settings = settings_of(item)
         if settings.wait_for_100_continue is not None:

@@ -59,17 +59,17 @@ _INTERNAL_PREFIXES = (
 )
 
 
-@dataclass(frozen=True, kw_only=True, eq=False)
+@dataclass(frozen=True, kw_only=True, eq=False, slots=True)
 class Event:
     """One hook call.
 
     ``args`` holds the hook's arguments by Go's names in snake_case; hooks that take
     one info struct in Go (``got_conn``, ``dns_start``, ``dns_done``,
-    ``wrote_request``) have that struct's fields (``args["reused"]``).
+    ``wrote_request``) have that struct's fields (``args["reused"]``). ``raw`` has
+    the arguments as the hook received them. Build one by hand with `make_event`.
     """
 
     hook: HookName
-    args: Mapping[str, Any]
     time: float
     thread: str
     task: str | None
@@ -77,6 +77,17 @@ class Event:
     after_return: bool
     index: int
     raw: tuple[Any, ...] = ()
+    _args: Mapping[str, Any] | None = None
+
+    @property
+    def args(self) -> Mapping[str, Any]:
+        """The arguments by name (built from ``raw`` on first use: recording is on
+        the request's path, reading is not)."""
+        args = self._args
+        if args is None:
+            args = _event_args(self.hook, self.raw)
+            object.__setattr__(self, "_args", args)
+        return args
 
     def __repr__(self) -> str:
         req = f" request={self.request.id}" if self.request is not None else ""
@@ -91,11 +102,13 @@ class ConnectionRecord:
     id: int
     _traced: TracedConnection = field(repr=False)
     requests: list[RequestRecord] = field(default_factory=list, repr=False)
+    _conn: object = field(default=None, repr=False)
 
     @property
     def conn(self) -> object:
-        """The client library's connection object (httpcore's, for httpx)."""
-        return self._traced.conn
+        """The client library's connection object (httpcore's, for httpx); the
+        record keeps it alive as long as the record lives."""
+        return self._conn
 
     @property
     def protocol(self) -> str | None:
@@ -307,7 +320,6 @@ class Recorder(Sequence[RequestRecord]):
                     request.connection = self._connection(traced.connection, request)
             event = Event(
                 hook=hook,
-                args=_event_args(hook, args),
                 time=now,
                 thread=thread,
                 task=task,
@@ -338,7 +350,9 @@ class Recorder(Sequence[RequestRecord]):
     ) -> ConnectionRecord:
         record = self._connections.get(traced.id)
         if record is None:
-            record = ConnectionRecord(id=len(self._connections) + 1, _traced=traced)
+            record = ConnectionRecord(
+                id=len(self._connections) + 1, _traced=traced, _conn=traced.conn
+            )
             self._connections[traced.id] = record
         record.requests.append(request)
         return record
@@ -446,7 +460,7 @@ def make_event(
         _check_names([hook])
     return Event(
         hook=hook,  # type: ignore[arg-type]  # checked just above
-        args=args,
+        _args=args,
         time=time,
         thread=thread,
         task=task,

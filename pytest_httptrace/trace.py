@@ -24,6 +24,7 @@ import itertools
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
@@ -159,7 +160,7 @@ def _did_you_mean(name: str) -> str:
     return f"{hint} Valid hook names: {', '.join(HOOK_NAMES)}."
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, eq=False)
 class ClientTrace:
     """A set of hooks run at the stages of an outgoing HTTP request (Go's ClientTrace).
 
@@ -409,7 +410,9 @@ class TracedConnection:
     """What a source knows about one connection (shared by the requests it served)."""
 
     id: int
-    conn: object
+    conn_ref: Callable[[], object | None]
+    """A weak reference to the client library's connection object: a record must
+    not keep a connection (and its socket) alive."""
     protocol: str | None = None
     local_addr: str | None = None
     peer_addr: str | None = None
@@ -419,6 +422,20 @@ class TracedConnection:
     served: int = 0
     active: int = 0
     idle_since: float | None = None
+
+    @property
+    def conn(self) -> object | None:
+        """The connection object, or None once it was garbage-collected."""
+        return self.conn_ref()
+
+    @classmethod
+    def of(cls, conn: object, **fields: Any) -> TracedConnection:
+        """A record of ``conn``, referenced weakly where the object allows it."""
+        try:
+            ref: Callable[[], object | None] = weakref.ref(conn)
+        except TypeError:  # e.g. a bare object() in a test
+            ref = lambda: conn  # noqa: E731
+        return cls(conn_ref=ref, **fields)
 
 
 @dataclass(eq=False, kw_only=True)
@@ -455,8 +472,16 @@ class TracedRequest:
     def returned(self) -> bool:
         return self.returned_at is not None
 
+    def __post_init__(self) -> None:
+        self.wanted: frozenset[str] = frozenset(
+            name for trace in self.chain for name in trace.hooks()
+        )
+        """The hooks some trace of the chain sets: sources skip the others."""
+
     def fire(self, hook: HookName, *args: Any) -> None:
         """Call ``hook`` on every trace of the chain, keeping exceptions for later."""
+        if hook not in self.wanted:
+            return
         try:
             self._dispatch(hook, args)
         except Exception as exc:
@@ -534,8 +559,7 @@ def current_task_name() -> str | None:
     asyncio = sys.modules.get("asyncio")  # not imported: no task can be running
     if asyncio is None:
         return None
-    try:
-        task = asyncio.current_task()
-    except RuntimeError:
+    if asyncio._get_running_loop() is None:  # cheap; current_task() would raise
         return None
+    task = asyncio.current_task()
     return None if task is None else task.get_name()

@@ -8,6 +8,7 @@ pytest itself; the real-traffic tests at the end use the local test server.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import subprocess
 import sys
@@ -54,10 +55,10 @@ def make_connection(
     """A connection record as the recorder would make it."""
     from pytest_httptrace.trace import TracedConnection
 
-    traced = TracedConnection(
-        id=id, conn=object(), protocol=protocol, opened_at=opened, closed_at=closed
+    traced = TracedConnection.of(
+        object(), id=id, protocol=protocol, opened_at=opened, closed_at=closed
     )
-    return ConnectionRecord(id=id, _traced=traced)
+    return ConnectionRecord(id=id, _traced=traced, _conn=traced.conn)
 
 
 def make_request(
@@ -271,7 +272,7 @@ def test_hook_matcher_explains_each_mismatching_argument() -> None:
 
 def test_hook_matcher_on_an_argument_that_was_not_recorded() -> None:
     event = make_request(["got_conn"]).events[0]
-    bare = Event(**{**event.__dict__, "args": {}})
+    bare = dataclasses.replace(event, _args={})
     assert not hook("got_conn", reused=False).matches(bare)
     assert hook("got_conn", reused=False).explain(bare) == ["reused: not recorded"]
 

@@ -204,11 +204,13 @@ def test_instrumentation_installed_only_while_a_trace_is_in_effect() -> None:
 
 
 def test_unsupported_httpx_version_fails_once_with_the_range(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
 ) -> None:
     from pytest_httptrace import Recorder, httpx_trace, trace
 
     monkeypatch.setattr(httpx_trace._patches, "version", lambda dist: "9.9.9")
+    httpx_trace.check_versions.cache_clear()  # checked once per process, normally
+    request.addfinalizer(httpx_trace.check_versions.cache_clear)
     with pytest.raises(RuntimeError) as info, with_client_trace(ClientTrace()):
         pass
     message = str(info.value)

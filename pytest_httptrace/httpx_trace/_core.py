@@ -57,7 +57,7 @@ def _connection_record(conn: object) -> TracedConnection:
     with _lock:
         record = _CONNS.get(conn)
         if record is None:
-            record = TracedConnection(id=next(_conn_ids), conn=conn)
+            record = TracedConnection.of(conn, id=next(_conn_ids))
             _CONNS[conn] = record
         return record
 

@@ -17,65 +17,38 @@ from ._core import _CONNS, _H2_STREAMS, _first_byte, _lock, _now
 
 def _on_httpcore_event(st: TracedRequest, name: str, info: dict[str, Any]) -> None:
     """Turn one httpcore ``trace`` event of this request into Go hooks."""
-    _, _, event = name.partition(".")
-    if event == "start_tls.started":
-        st.fire("tls_handshake_start")
-    elif event == "start_tls.complete":
-        state = _tls_state(info.get("return_value"))
-        if st.connection is not None:
-            st.connection.tls = state
-        st.fire("tls_handshake_done", state, None)
-    elif event == "start_tls.failed":
-        st.fire("tls_handshake_done", TLSConnectionState(), info.get("exception"))
-    elif event in ("send_request_headers.started", "send_connection_init.started"):
-        _got_conn(st)
-        if event == "send_request_headers.started":
-            _request_headers_started(st, name, info)
-    elif event == "send_request_headers.complete":
-        for key, value in st.pending_headers:
-            st.fire("wrote_header_field", key, [value])
-        st.pending_headers = []
-        st.fire("wrote_headers")
-        if name.startswith("http2") and "h2_body" in st.flags:
-            _h2_written(st)
-        core_request = st.source.get("request")
-        if name.startswith("http11") and _should_wait(st, core_request):
-            st.flags.add("hold_body")
-    elif event in ("send_request_headers.failed", "send_request_body.failed"):
-        if "wrote_request" not in st.flags:
-            st.flags.add("wrote_request")
-            # A body we withheld (final response before 100 Continue) is not a
-            # failure: Go reports WroteRequest with no error then.
-            err = None if "body_withheld" in st.flags else info.get("exception")
-            st.fire("wrote_request", WroteRequestInfo(err=err))
-        if name.startswith("http2"):
-            _h2_written(st)
-    elif event == "send_request_body.complete":
-        if "wrote_request" not in st.flags:
-            st.flags.add("wrote_request")
-            st.fire("wrote_request", WroteRequestInfo(err=None))
-        if name.startswith("http2"):
-            _h2_written(st)
-    elif event == "receive_response_headers.started":
-        if name.startswith("http11"):
-            st.flags.add("await_first_byte")
-    elif event == "receive_response_headers.complete":
-        _first_byte(st)  # normally already fired by the read tap
-    elif event in ("receive_response_body.failed", "receive_response_headers.failed"):
-        exc = info.get("exception")
-        # A body iteration the caller abandoned (GeneratorExit) is no failure.
-        if st.error is None and not isinstance(exc, GeneratorExit):
-            st.error = exc
-    elif event == "response_closed.complete":
-        _response_closed(st, http11=name.startswith("http11"))
+    handler = _HANDLERS.get(name)
+    if handler is not None:
+        handler(st, name.startswith("http2"), info)
 
 
-def _request_headers_started(
-    st: TracedRequest, name: str, info: dict[str, Any]
-) -> None:
+Handler = Callable[[TracedRequest, bool, dict[str, Any]], None]
+
+
+def _tls_started(st: TracedRequest, http2: bool, info: dict[str, Any]) -> None:
+    st.fire("tls_handshake_start")
+
+
+def _tls_complete(st: TracedRequest, http2: bool, info: dict[str, Any]) -> None:
+    state = _tls_state(info.get("return_value"))
+    if st.connection is not None:
+        st.connection.tls = state
+    st.fire("tls_handshake_done", state, None)
+
+
+def _tls_failed(st: TracedRequest, http2: bool, info: dict[str, Any]) -> None:
+    st.fire("tls_handshake_done", TLSConnectionState(), info.get("exception"))
+
+
+def _connection_init(st: TracedRequest, http2: bool, info: dict[str, Any]) -> None:
+    _got_conn(st)  # the request that opens an HTTP/2 connection
+
+
+def _headers_started(st: TracedRequest, http2: bool, info: dict[str, Any]) -> None:
+    _got_conn(st)
     request = st.source["request"] = info["request"]
     headers: list[tuple[bytes, bytes]] = list(request.headers)
-    if name.startswith("http2"):
+    if http2:
         # What httpcore's HTTP/2 connection puts on the wire: pseudo-headers first,
         # names lowercased, no Host or Transfer-Encoding.
         authority = next((v for k, v in headers if k.lower() == b"host"), b"")
@@ -99,11 +72,86 @@ def _request_headers_started(
         if stream_id is not None and inner is not None:
             with _lock:
                 _H2_STREAMS.setdefault(inner, {})[stream_id] = st
-    st.pending_headers = [
-        (k.decode("latin-1"), v.decode("latin-1")) for k, v in headers
-    ]
+    if "wrote_header_field" in st.wanted:  # decoding costs: only for a listener
+        st.pending_headers = [
+            (k.decode("latin-1"), v.decode("latin-1")) for k, v in headers
+        ]
     if any(k.lower() == b"expect" and v.lower() == b"100-continue" for k, v in headers):
         st.flags.add("expect_continue")
+
+
+def _headers_complete(st: TracedRequest, http2: bool, info: dict[str, Any]) -> None:
+    for key, value in st.pending_headers:
+        st.fire("wrote_header_field", key, [value])
+    st.pending_headers = []
+    st.fire("wrote_headers")
+    if http2 and "h2_body" in st.flags:
+        _h2_written(st)
+    if not http2 and _should_wait(st, st.source.get("request")):
+        st.flags.add("hold_body")
+
+
+def _write_failed(st: TracedRequest, http2: bool, info: dict[str, Any]) -> None:
+    if "wrote_request" not in st.flags:
+        st.flags.add("wrote_request")
+        # A body we withheld (final response before 100 Continue) is not a
+        # failure: Go reports WroteRequest with no error then.
+        err = None if "body_withheld" in st.flags else info.get("exception")
+        st.fire("wrote_request", WroteRequestInfo(err=err))
+    if http2:
+        _h2_written(st)
+
+
+def _body_complete(st: TracedRequest, http2: bool, info: dict[str, Any]) -> None:
+    if "wrote_request" not in st.flags:
+        st.flags.add("wrote_request")
+        st.fire("wrote_request", WroteRequestInfo(err=None))
+    if http2:
+        _h2_written(st)
+
+
+def _reading_started(st: TracedRequest, http2: bool, info: dict[str, Any]) -> None:
+    if not http2:
+        st.flags.add("await_first_byte")  # the read tap fires got_first_response_byte
+
+
+def _head_complete(st: TracedRequest, http2: bool, info: dict[str, Any]) -> None:
+    _first_byte(st)  # normally already fired by the read tap or the HTTP/2 reader
+
+
+def _read_failed(st: TracedRequest, http2: bool, info: dict[str, Any]) -> None:
+    exc = info.get("exception")
+    # A body iteration the caller abandoned (GeneratorExit) is no failure.
+    if st.error is None and not isinstance(exc, GeneratorExit):
+        st.error = exc
+
+
+def _closed(st: TracedRequest, http2: bool, info: dict[str, Any]) -> None:
+    _response_closed(st, http11=not http2)
+
+
+def _both(event: str, handler: Handler) -> dict[str, Handler]:
+    return {f"http11.{event}": handler, f"http2.{event}": handler}
+
+
+#: httpcore trace event name -> what it means for the hooks. Events not listed
+#: (connect_tcp, receive_response_body.*, ...) are observed elsewhere or not needed.
+_HANDLERS: dict[str, Handler] = {
+    "connection.start_tls.started": _tls_started,
+    "connection.start_tls.complete": _tls_complete,
+    "connection.start_tls.failed": _tls_failed,
+    "http2.send_connection_init.started": _connection_init,
+    **_both("send_request_headers.started", _headers_started),
+    **_both("send_request_headers.complete", _headers_complete),
+    **_both("send_request_headers.failed", _write_failed),
+    **_both("send_request_body.failed", _write_failed),
+    **_both("send_request_body.complete", _body_complete),
+    **_both("receive_response_headers.started", _reading_started),
+    **_both("receive_response_headers.complete", _head_complete),
+    **_both("receive_response_headers.failed", _read_failed),
+    **_both("receive_response_body.failed", _read_failed),
+    **_both("response_closed.complete", _closed),
+}
 
 
 def _got_conn(st: TracedRequest) -> None:
@@ -142,6 +190,7 @@ def _response_closed(st: TracedRequest, *, http11: bool) -> None:
     if st.closed_at is not None:
         return
     now = st.closed_at = _now()
+    st.source.pop("request", None)  # with its body: a record must not keep it
     conn = st.connection
     if conn is None or "got_conn" not in st.flags:
         return

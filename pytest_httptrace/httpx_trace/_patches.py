@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from importlib.metadata import version
 from typing import Any
@@ -67,6 +68,7 @@ _PATCHES: list[tuple[type, str, Callable[[Callable[..., Any]], Callable[..., Any
 _originals: dict[tuple[type, str], Any] = {}
 
 
+@functools.cache
 def check_versions() -> None:
     """Fail with one clear message on an httpx/httpcore we were not written for."""
     for dist, prefixes in SUPPORTED.items():

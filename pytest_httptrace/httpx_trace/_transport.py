@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from ..trace import TracedRequest, current_chain
+from ..trace import ClientTrace, TracedRequest, current_chain
 from ._continue import _await_continue, _wait_for_continue
 from ._core import _CALL, _CURRENT, RequestAbortedByHook, _now
 from ._events import _on_httpcore_event
@@ -22,11 +22,14 @@ def _proxy_origin(transport: Any) -> Any:
     return None if url is None else url.origin
 
 
-def _start_request(transport: Any, request: httpx.Request) -> TracedRequest | None:
-    extra = request.extensions.get("client_trace")
-    chain = current_chain(extra)
-    if not chain:
-        return None
+def _chain(request: httpx.Request) -> tuple[ClientTrace, ...]:
+    """The traces this request would call (empty: not traced at all)."""
+    return current_chain(request.extensions.get("client_trace"))
+
+
+def _start_request(
+    transport: Any, request: httpx.Request, chain: tuple[ClientTrace, ...]
+) -> TracedRequest:
     st = TracedRequest(method=request.method, url=str(request.url), chain=chain)
     call = _CALL.get()
     if call is not None:
@@ -68,6 +71,7 @@ def _transport_error(
             request=request,
         )
     st.error = exc
+    st.source.pop("request", None)
     if _CALL.get() is None:
         st.returned_at = _now()
     return exc
@@ -81,9 +85,10 @@ def _with_callback(request: httpx.Request, callback: Any) -> dict[str, Any]:
 
 def _sync_handle_request(orig: Callable[..., Any]) -> Callable[..., Any]:
     def handle_request(self: Any, request: httpx.Request) -> httpx.Response:
-        st = _start_request(self, request)
-        if st is None:
+        chain = _chain(request)
+        if not chain:
             return orig(self, request)  # type: ignore[no-any-return]
+        st = _start_request(self, request, chain)
         user_cb = request.extensions.get("trace")
         if "proxied" in st.flags:
             return _proxied(st, request, lambda: orig(self, request))
@@ -116,10 +121,16 @@ def _sync_handle_request(orig: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _async_handle_request(orig: Callable[..., Any]) -> Callable[..., Any]:
-    async def handle_async_request(self: Any, request: httpx.Request) -> httpx.Response:
-        st = _start_request(self, request)
-        if st is None:
-            return await orig(self, request)  # type: ignore[no-any-return]
+    def handle_async_request(self: Any, request: httpx.Request) -> Any:
+        chain = _chain(request)
+        if not chain:
+            return orig(self, request)  # untraced: the original coroutine as is
+        return traced(self, request, chain)
+
+    async def traced(
+        self: Any, request: httpx.Request, chain: tuple[ClientTrace, ...]
+    ) -> httpx.Response:
+        st = _start_request(self, request, chain)
         user_cb = request.extensions.get("trace")
         if "proxied" in st.flags:
             token = _CURRENT.set(st)
@@ -203,7 +214,8 @@ def _end_call(call: list[TracedRequest], error: BaseException | None) -> None:
 
 def _sync_send(orig: Callable[..., Any]) -> Callable[..., Any]:
     def send(self: Any, request: httpx.Request, **kwargs: Any) -> httpx.Response:
-        if _CALL.get() is not None:  # a send() inside a send() (event hooks): one call
+        # Not traced, or a send() inside a send() (event hooks: one call).
+        if _CALL.get() is not None or not _chain(request):
             return orig(self, request, **kwargs)  # type: ignore[no-any-return]
         call: list[TracedRequest] = []
         token = _CALL.set(call)
@@ -223,9 +235,14 @@ def _sync_send(orig: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _async_send(orig: Callable[..., Any]) -> Callable[..., Any]:
-    async def send(self: Any, request: httpx.Request, **kwargs: Any) -> httpx.Response:
-        if _CALL.get() is not None:
-            return await orig(self, request, **kwargs)  # type: ignore[no-any-return]
+    def send(self: Any, request: httpx.Request, **kwargs: Any) -> Any:
+        if _CALL.get() is not None or not _chain(request):
+            return orig(self, request, **kwargs)  # the original coroutine as is
+        return traced(self, request, **kwargs)
+
+    async def traced(
+        self: Any, request: httpx.Request, **kwargs: Any
+    ) -> httpx.Response:
         call: list[TracedRequest] = []
         token = _CALL.set(call)
         try:

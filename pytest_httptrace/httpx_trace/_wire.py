@@ -51,9 +51,11 @@ def _sync_conn_handle_request(orig: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _async_conn_handle_request(orig: Callable[..., Any]) -> Callable[..., Any]:
-    async def handle_async_request(self: Any, request: Any) -> Any:
+    # The async wrappers are plain functions that hand back the original coroutine
+    # when the request is not traced: no extra coroutine on an untraced path.
+    def handle_async_request(self: Any, request: Any) -> Any:
         _bind_connection(self)
-        return await orig(self, request)
+        return orig(self, request)
 
     return handle_async_request
 
@@ -73,9 +75,9 @@ def _sync_close(orig: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _async_close(orig: Callable[..., Any]) -> Callable[..., Any]:
-    async def aclose(self: Any) -> None:
+    def aclose(self: Any) -> Any:
         _mark_closed(self)
-        await orig(self)
+        return orig(self)
 
     return aclose
 
@@ -151,7 +153,7 @@ def _sync_connect_tcp(orig: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _async_connect_tcp(orig: Callable[..., Any]) -> Callable[..., Any]:
-    async def connect_tcp(
+    def connect_tcp(
         self: Any,
         host: str,
         port: int,
@@ -161,7 +163,18 @@ def _async_connect_tcp(orig: Callable[..., Any]) -> Callable[..., Any]:
     ) -> Any:
         st = _CURRENT.get()
         if st is None:
-            return await orig(self, host, port, timeout, *args, **kw)
+            return orig(self, host, port, timeout, *args, **kw)
+        return traced(st, self, host, port, timeout, *args, **kw)
+
+    async def traced(
+        st: TracedRequest,
+        self: Any,
+        host: str,
+        port: int,
+        timeout: float | None,
+        *args: Any,
+        **kw: Any,
+    ) -> Any:
         # The overall dial timeout of the untraced path (anyio.fail_after around
         # the whole connect) applies across the addresses we try.
         deadline = None if timeout is None else _now() + timeout
@@ -282,7 +295,12 @@ def _sync_read(orig: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _async_read(orig: Callable[..., Any]) -> Callable[..., Any]:
-    async def read(self: Any, max_bytes: int, timeout: float | None = None) -> bytes:
+    def read(self: Any, max_bytes: int, timeout: float | None = None) -> Any:
+        if not _PUSHBACK and _CURRENT.get() is None:
+            return orig(self, max_bytes, timeout)
+        return traced(self, max_bytes, timeout)
+
+    async def traced(self: Any, max_bytes: int, timeout: float | None) -> bytes:
         data: bytes = _PUSHBACK.pop(self, b"") if _PUSHBACK else b""
         if not data:
             data = await orig(self, max_bytes, timeout)
@@ -312,7 +330,12 @@ def _sync_receive_event(orig: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _async_receive_event(orig: Callable[..., Any]) -> Callable[..., Any]:
-    async def _receive_event(self: Any, timeout: float | None = None) -> Any:
+    def _receive_event(self: Any, timeout: float | None = None) -> Any:
+        if _CURRENT.get() is None:
+            return orig(self, timeout)
+        return traced(self, timeout)
+
+    async def traced(self: Any, timeout: float | None) -> Any:
         event = await orig(self, timeout)
         _h11_interim(event)
         return event
@@ -388,7 +411,12 @@ def _sync_read_incoming(orig: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _async_read_incoming(orig: Callable[..., Any]) -> Callable[..., Any]:
-    async def _read_incoming_data(self: Any, request: Any) -> list[Any]:
+    def _read_incoming_data(self: Any, request: Any) -> Any:
+        if not _H2_STREAMS.get(self):
+            return orig(self, request)
+        return traced(self, request)
+
+    async def traced(self: Any, request: Any) -> list[Any]:
         events: list[Any] = await orig(self, request)
         _h2_events(self, events)
         return events
