@@ -23,6 +23,9 @@ Each benchmark runs in a fresh process (``python -m benchmarks.<name> --out FILE
 - ``scale``: memory per recorded request, and the time of `assert_hook_sequence` and
   of the leak check over 1k / 10k / 100k events.
 
+And, not part of the default run: ``python -m benchmarks.compare REV`` measures the
+recording overhead of this checkout against commit REV's package, in one run.
+
 Every comparison is measured in one run, interleaved (variants take turns, in rotated
 order), and reported as medians with their spread; ratios compare figures of the same
 run, since absolute times on a shared machine drift.

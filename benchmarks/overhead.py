@@ -56,14 +56,22 @@ TARGETS = {"imported": 1.01, "idle": 1.01, "recording": 1.05}
 
 
 class _Client:
-    def __init__(self, variant: str, url: str, ca: str, warmup: int) -> None:
+    """A `benchmarks._overhead_worker` process. ``tree``: a directory whose
+    ``pytest_httptrace`` it imports instead of this checkout's."""
+
+    def __init__(
+        self, variant: str, url: str, ca: str, warmup: int, tree: str | None = None
+    ) -> None:
         self.variant = variant
+        env = child_env()
+        if tree is not None:
+            env["PYTHONPATH"] = os.pathsep.join((tree, env["PYTHONPATH"]))
         self.proc = subprocess.Popen(
             python_module("benchmarks._overhead_worker", variant, url, ca, str(warmup)),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
-            env=child_env(),
+            env=env,
         )
 
     def wait_ready(self) -> None:

@@ -101,6 +101,31 @@ def test_benchmark_runs_in_quick_mode(name: str, tmp_path: Path) -> None:
     assert table.count("\n|") >= 3  # a header, its rule, and at least one row
 
 
+def test_compare_with_a_commit_runs_in_quick_mode(tmp_path: Path) -> None:
+    out = tmp_path / "compare.json"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.compare",
+            "HEAD",
+            "--quick",
+            "--out",
+            str(out),
+        ],
+        cwd=ROOT,
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert len(result["rev_commit"]) == 40
+    variants = {r["variant"] for r in result["rows"]}
+    assert {"recording@REV", "recording@HEAD", "HEAD / REV, recording"} <= variants
+
+
 def test_summary_names_every_target(tmp_path: Path) -> None:
     results = tmp_path / "results"
     proc = subprocess.run(
