@@ -208,8 +208,12 @@ def _end_call(call: list[TracedRequest], error: BaseException | None) -> None:
     now = _now()
     for st in call:
         st.returned_at = now
-    if error is not None and call and call[-1].error is None:
-        call[-1].error = error
+    if error is not None and call:
+        last = call[-1]
+        # The record carries what the caller saw: httpx's exception, not the
+        # httpcore one it was mapped from (kept as its __cause__).
+        if last.error is None or last.error in (error.__cause__, error.__context__):
+            last.error = error
 
 
 def _sync_send(orig: Callable[..., Any]) -> Callable[..., Any]:
