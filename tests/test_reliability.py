@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import socket
 import ssl
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import httpcore
 import httpx
 import pytest
 
@@ -293,3 +295,90 @@ def test_server_context_verifies_certificates(httptrace_server: Any) -> None:
     assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
     default = ssl.create_default_context()
     assert default.verify_mode == ssl.CERT_REQUIRED  # global defaults untouched
+
+
+def _black_hole() -> tuple[socket.socket, list[socket.socket]]:
+    """A loopback listener whose accept queue is full: connects to it hang."""
+    hole = socket.socket()
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(0)
+    fillers = []
+    for _ in range(3):
+        filler = socket.socket()
+        filler.setblocking(False)
+        filler.connect_ex(hole.getsockname())
+        fillers.append(filler)
+    return hole, fillers
+
+
+def test_cancelled_during_connect(
+    httptrace_server: Any, httptrace_recorder: Recorder
+) -> None:
+    hole, fillers = _black_hole()
+    port = hole.getsockname()[1]
+
+    async def main() -> int:
+        async with httptrace_server.async_client() as client:
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(client.get(f"https://127.0.0.1:{port}/"), 0.3)
+            return (await client.get(httptrace_server.url("/"))).status_code
+
+    try:
+        assert asyncio.run(main()) == 200
+    finally:
+        for s in (hole, *fillers):
+            s.close()
+    cancelled, after = httptrace_recorder.requests
+    assert cancelled.hooks == ["get_conn", "connect_start", "connect_done"]
+    err = cancelled.getcall("connect_done").args["err"]
+    assert isinstance(err, ConnectionAbortedError) and "canceled" in str(err)
+    assert isinstance(cancelled.error, asyncio.CancelledError)
+    assert after.status == 200 and all(e.request is after for e in after.events)
+
+
+def test_cancelled_during_tls_with_anyio_fail_after(
+    httptrace_server: Any, httptrace_recorder: Recorder
+) -> None:
+    import anyio
+
+    silent = socket.socket()  # accepts TCP (the kernel does), never answers TLS
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    port = silent.getsockname()[1]
+
+    async def main() -> int:
+        async with httptrace_server.async_client() as client:
+            with pytest.raises(TimeoutError), anyio.fail_after(0.3):
+                await client.get(f"https://127.0.0.1:{port}/")
+            return (await client.get(httptrace_server.url("/"))).status_code
+
+    try:
+        assert anyio.run(main) == 200
+    finally:
+        silent.close()
+    cancelled, after = httptrace_recorder.requests
+    assert cancelled.hooks[-2:] == ["tls_handshake_start", "tls_handshake_done"]
+    state, err = cancelled.getcall("tls_handshake_done").raw
+    assert not state.handshake_complete and err is not None
+    assert "got_conn" not in cancelled.hooks
+    assert after.status == 200
+
+
+def test_connect_timeout_is_recorded(httptrace_recorder: Recorder) -> None:
+    hole, fillers = _black_hole()
+    url = f"https://127.0.0.1:{hole.getsockname()[1]}/"
+    try:
+        with (
+            httpx.Client(timeout=httpx.Timeout(5.0, connect=0.2), trust_env=False) as c,
+            pytest.raises(httpx.ConnectTimeout),
+        ):
+            c.get(url)
+    finally:
+        for s in (hole, *fillers):
+            s.close()
+    (request,) = httptrace_recorder.requests
+    assert request.hooks == ["get_conn", "connect_start", "connect_done"]
+    assert isinstance(
+        request.getcall("connect_done").args["err"], httpcore.ConnectTimeout
+    )
+    assert isinstance(request.error, httpx.ConnectTimeout)

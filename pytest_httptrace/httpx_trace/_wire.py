@@ -259,7 +259,7 @@ class _HappyEyeballs:
                 self.backend, ip, self.port, remaining, *self.args, **self.kw
             )
         except anyio.get_cancelled_exc_class():
-            lost = ConnectionAbortedError(f"dial to {addr} canceled: another won")
+            lost = ConnectionAbortedError(f"dial to {addr} canceled")
             self.st.fire("connect_done", "tcp", addr, lost)
             raise
         except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
