@@ -456,8 +456,11 @@ async def _h2_goaway(send: Send) -> bool:
     found = _h2_protocol(send)
     if found is None:
         return False
-    protocol, _ = found
-    protocol.connection.close_connection()
+    protocol, stream_id = found
+    # last_stream_id is this stream's: a stream the client opened meanwhile was not
+    # processed, so the client retries it on a new connection. (h2's default, the
+    # highest stream it received, would promise an answer that never comes.)
+    protocol.connection.close_connection(last_stream_id=stream_id)
     await protocol._flush()
     return True
 

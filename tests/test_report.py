@@ -386,5 +386,9 @@ def test_report_renders_in_headless_chromium(
     bands = [y for i, y in enumerate(tls_rows) if i == 0 or tls_rows[i - 1] != y - 1]
     legend = bands.pop(0)  # the legend's swatch comes first
     assert legend < 120
-    assert len(bands) == 3, tls_rows
+    # Usually three dials (two HTTP/1.1, one HTTP/2); the two concurrent HTTP/2
+    # requests may race for a new connection, so count what was really dialed.
+    dialed = [r for r in requests if r.got_conn is not None and not r.got_conn.reused]
+    assert len(dialed) >= 3
+    assert len(bands) == len(dialed), (tls_rows, [(r.url, r.hooks) for r in requests])
     assert _rows_with(rows, PHASE_RGB["transfer"])

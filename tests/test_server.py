@@ -76,11 +76,18 @@ def test_close_forces_a_new_connection(
 ) -> None:
     with httptrace_server.client(http2=http2) as client:
         closing = client.get("/close")
-        client.get("/")
+        assert client.get("/").status_code == 200
     if not http2:
         assert closing.headers["connection"] == "close"
     first, second = httptrace_server.log.connections
-    assert [r.path for r in first.requests] == ["/close"]
+    if http2:
+        # HTTP/2 races: the client may open the next stream before it reads the
+        # GOAWAY. The GOAWAY's last stream id says that stream was not processed,
+        # so the client retries it on a new connection (the server, unaware, may
+        # still have run the handler on the old one: .log shows what it saw).
+        assert [r.path for r in first.requests] in (["/close"], ["/close", "/"])
+    else:
+        assert [r.path for r in first.requests] == ["/close"]
     assert [r.path for r in second.requests] == ["/"]
 
 
