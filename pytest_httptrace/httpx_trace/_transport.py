@@ -3,6 +3,7 @@ httpcore ``trace`` callback."""
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Callable
 from typing import Any
 
@@ -77,10 +78,50 @@ def _transport_error(
     return exc
 
 
-def _with_callback(request: httpx.Request, callback: Any) -> dict[str, Any]:
+def _sync_callback(st: TracedRequest, user_cb: Any) -> Any:
+    """The per-request httpcore ``trace`` callback (chained with the caller's)."""
+
+    def callback(name: str, info: dict[str, Any]) -> None:
+        _on_httpcore_event(st, name, info)
+        if "hold_body" in st.flags:
+            _wait_for_continue(st, st.source["request"])
+        if user_cb is not None:
+            user_cb(name, info)
+
+    return callback
+
+
+def _async_callback(st: TracedRequest, user_cb: Any) -> Any:
+    async def callback(name: str, info: dict[str, Any]) -> None:
+        _on_httpcore_event(st, name, info)
+        if "hold_body" in st.flags:
+            await _await_continue(st, st.source["request"])
+        if user_cb is not None:
+            await user_cb(name, info)
+
+    return callback
+
+
+def _enter(
+    st: TracedRequest, request: httpx.Request, make_callback: Callable[..., Any]
+) -> tuple[dict[str, Any], contextvars.Token[TracedRequest | None]]:
+    """Make ``st`` this context's request and install its httpcore callback, except
+    through a proxy: there httpcore runs the tunnel and the target's TLS with the
+    caller's extensions, so only the proxy's DNS/connect (via ``_CURRENT``) are
+    observed. Returns what `_leave` restores."""
     original = request.extensions
-    request.extensions = {**original, "trace": callback}
-    return original
+    if "proxied" not in st.flags:
+        callback = make_callback(st, original.get("trace"))
+        request.extensions = {**original, "trace": callback}
+    return original, _CURRENT.set(st)
+
+
+def _leave(
+    request: httpx.Request,
+    entered: tuple[dict[str, Any], contextvars.Token[TracedRequest | None]],
+) -> None:
+    request.extensions, token = entered
+    _CURRENT.reset(token)
 
 
 def _sync_handle_request(orig: Callable[..., Any]) -> Callable[..., Any]:
@@ -89,19 +130,7 @@ def _sync_handle_request(orig: Callable[..., Any]) -> Callable[..., Any]:
         if not chain:
             return orig(self, request)  # type: ignore[no-any-return]
         st = _start_request(self, request, chain)
-        user_cb = request.extensions.get("trace")
-        if "proxied" in st.flags:
-            return _proxied(st, request, lambda: orig(self, request))
-
-        def callback(name: str, info: dict[str, Any]) -> None:
-            _on_httpcore_event(st, name, info)
-            if "hold_body" in st.flags:
-                _wait_for_continue(st, st.source["request"])
-            if user_cb is not None:
-                user_cb(name, info)
-
-        token = _CURRENT.set(st)
-        original = _with_callback(request, callback)
+        entered = _enter(st, request, _sync_callback)
         try:
             response = orig(self, request)
         except BaseException as exc:
@@ -110,8 +139,7 @@ def _sync_handle_request(orig: Callable[..., Any]) -> Callable[..., Any]:
                 raise
             raise err from st.abort
         finally:
-            request.extensions = original
-            _CURRENT.reset(token)
+            _leave(request, entered)
         _finish_transport(st, response)
         if _CALL.get() is None:
             _raise_hook_error(st, response)
@@ -131,28 +159,7 @@ def _async_handle_request(orig: Callable[..., Any]) -> Callable[..., Any]:
         self: Any, request: httpx.Request, chain: tuple[ClientTrace, ...]
     ) -> httpx.Response:
         st = _start_request(self, request, chain)
-        user_cb = request.extensions.get("trace")
-        if "proxied" in st.flags:
-            token = _CURRENT.set(st)
-            try:
-                response = await orig(self, request)
-            except BaseException as exc:
-                st.error = exc
-                raise
-            finally:
-                _CURRENT.reset(token)
-            _finish_transport(st, response)
-            return response  # type: ignore[no-any-return]
-
-        async def callback(name: str, info: dict[str, Any]) -> None:
-            _on_httpcore_event(st, name, info)
-            if "hold_body" in st.flags:
-                await _await_continue(st, st.source["request"])
-            if user_cb is not None:
-                await user_cb(name, info)
-
-        token = _CURRENT.set(st)
-        original = _with_callback(request, callback)
+        entered = _enter(st, request, _async_callback)
         try:
             response = await orig(self, request)
         except BaseException as exc:
@@ -161,29 +168,13 @@ def _async_handle_request(orig: Callable[..., Any]) -> Callable[..., Any]:
                 raise
             raise err from st.abort
         finally:
-            request.extensions = original
-            _CURRENT.reset(token)
+            _leave(request, entered)
         _finish_transport(st, response)
         if _CALL.get() is None:
             await _araise_hook_error(st, response)
         return response  # type: ignore[no-any-return]
 
     return handle_async_request
-
-
-def _proxied(
-    st: TracedRequest, request: httpx.Request, send: Callable[[], Any]
-) -> httpx.Response:
-    token = _CURRENT.set(st)  # the proxy's DNS and connect hooks
-    try:
-        response: httpx.Response = send()
-    except BaseException as exc:
-        st.error = exc
-        raise
-    finally:
-        _CURRENT.reset(token)
-    _finish_transport(st, response)
-    return response
 
 
 def _raise_hook_error(st: TracedRequest, response: httpx.Response | None) -> None:
