@@ -1,8 +1,10 @@
 """Isolation guards for our own suite (issue: nothing left behind).
 
-- Before every test: httpx/httpcore are exactly as shipped (identity of every function
-  we ever patch), no trace or recorder is active, no waiting mode is left on. A test
-  that leaked a patch makes the *next* test fail, naming the culprit.
+- Before every test: every client library of every registered source (httpx/httpcore,
+  httpx2/httpcore2, ...) is exactly as shipped (identity of every function we ever
+  patch, and none carries our patch mark), no trace or recorder is active, no waiting
+  mode is left on. A test that leaked a patch makes the *next* test fail, naming the
+  culprit.
 - At the end of the session (each xdist worker): no thread and no file descriptor
   that the session opened remains.
 """
@@ -20,10 +22,25 @@ import trustme  # noqa: F401
 # inside them, and cryptography (under trustme) cannot be imported a second time.
 import pytest_httptrace.raw_server
 import pytest_httptrace.server  # noqa: F401
-from pytest_httptrace import httpx_trace, trace
+from pytest_httptrace import httpx_trace, sources, trace
 
-SHIPPED = httpx_trace.original_functions()
+#: The shipped function of every patched attribute, as first seen unpatched (a
+#: library imported later joins when it is first seen).
+SHIPPED: dict[tuple[type, str], object] = {}
 _previous: list[str] = []
+
+
+def _patched_now() -> list[str]:
+    changed = []
+    for (cls, name), fn in sources.patched_functions().items():
+        marked = getattr(fn, sources.PATCH_MARK, False)
+        shipped = SHIPPED.setdefault((cls, name), fn) if not marked else None
+        if marked or (shipped is not None and shipped is not fn):
+            changed.append(f"{cls.__module__}.{cls.__name__}.{name}")
+    return changed
+
+
+_patched_now()
 
 
 def _open_fds() -> set[int]:
@@ -35,12 +52,9 @@ def _open_fds() -> set[int]:
 
 def _leftovers() -> list[str]:
     problems = []
-    now = httpx_trace.original_functions()
-    changed = [
-        f"{c.__name__}.{n}" for (c, n), fn in now.items() if SHIPPED[(c, n)] is not fn
-    ]
+    changed = _patched_now()
     if changed:
-        problems.append(f"patched httpx/httpcore functions remain: {changed}")
+        problems.append(f"patched client-library functions remain: {changed}")
     if trace.instrumentation_active() or trace._GLOBAL:
         problems.append("a trace or recorder is still active")
     if httpx_trace.wait_default() is not None:
@@ -59,7 +73,7 @@ def pytest_runtest_logfinish(nodeid: str, location: object) -> None:
 def _httpx_as_shipped() -> Iterator[None]:
     if _previous:
         message = _previous.pop()
-        httpx_trace.uninstall()  # so that one leak fails one test, not all after it
+        sources.stop()  # so that one leak fails one test, not all after it
         pytest.fail(message)
     yield
 

@@ -17,14 +17,14 @@ Example::
 from __future__ import annotations
 
 import dataclasses
-import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from types import FrameType
 from typing import Any, overload
 
+from ._origin import user_origin
+from .sources import SourceInfo
 from .trace import (
     HOOK_ARGS,
     HOOK_NAMES,
@@ -41,22 +41,6 @@ from .trace import (
 )
 
 __all__ = ["ConnectionRecord", "Event", "Recorder", "RequestRecord"]
-
-#: Frames from these packages are skipped when looking for the line of user code that
-#: made a request.
-_INTERNAL_PREFIXES = (
-    "httpx",
-    "httpcore",
-    "pytest_httptrace",
-    "anyio",
-    "asyncio",
-    "concurrent",
-    "threading",
-    "contextlib",
-    "h11",
-    "h2",
-    "sniffio",
-)
 
 
 @dataclass(frozen=True, kw_only=True, eq=False, slots=True)
@@ -147,7 +131,12 @@ class RequestRecord:
     url: str
     phase: str
     origin: str | None
-    """``file:line`` of the user code that made the request (for failure messages)."""
+    """``file:line`` of the user code that made the request (for failure messages):
+    the innermost frame outside the client library, this plugin, the standard
+    library and installed third-party packages."""
+    via: tuple[str, ...] = ()
+    """Third-party packages between `origin` and the client library, outermost first
+    (``("openai",)`` for a request an SDK made)."""
     events: list[Event] = field(default_factory=list, repr=False)
     connection: ConnectionRecord | None = field(default=None, repr=False)
     _traced: TracedRequest | None = field(default=None, repr=False)
@@ -168,6 +157,18 @@ class RequestRecord:
                     return info
                 return GotConnInfo(**e.args)  # an event built by hand (make_event)
         return None
+
+    @property
+    def source(self) -> SourceInfo | None:
+        """Which client library (and version) made the request."""
+        return None if self._traced is None else self._traced.source
+
+    @property
+    def made_at(self) -> str | None:
+        """``origin`` with the libraries in between: ``"test_x.py:12 (via openai)"``."""
+        if self.origin is None or not self.via:
+            return self.origin
+        return f"{self.origin} (via {', '.join(self.via)})"
 
     @property
     def status(self) -> int | None:
@@ -219,17 +220,6 @@ def _check_names(names: Sequence[str]) -> None:
     for name in names:
         if name not in HOOK_NAMES:
             raise ValueError(f"unknown hook name {name!r}.{_did_you_mean(name)}")
-
-
-def _user_origin() -> str | None:
-    """``file:line`` of the innermost frame outside httpx and this plugin."""
-    frame: FrameType | None = sys._getframe(2)
-    while frame is not None:
-        module = frame.f_globals.get("__name__", "")
-        if module.split(".")[0] not in _INTERNAL_PREFIXES:
-            return f"{frame.f_code.co_filename}:{frame.f_lineno}"
-        frame = frame.f_back
-    return None
 
 
 class Recorder(Sequence[RequestRecord]):
@@ -333,12 +323,14 @@ class Recorder(Sequence[RequestRecord]):
                 request.events.append(event)
 
     def _new_request(self, traced: TracedRequest) -> RequestRecord:
+        origin, via = user_origin(skip=2)
         request = RequestRecord(
             id=len(self._by_traced) + 1,
             method=traced.method,
             url=traced.url,
             phase=self.phase,
-            origin=_user_origin(),
+            origin=origin,
+            via=via,
             _traced=traced,
         )
         self._by_traced[traced.id] = request

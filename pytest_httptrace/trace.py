@@ -28,7 +28,10 @@ import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
+
+if TYPE_CHECKING:
+    from .sources import SourceInfo
 
 __all__ = [
     "HOOK_ARGS",
@@ -38,6 +41,7 @@ __all__ = [
     "DNSStartInfo",
     "GotConnInfo",
     "HookName",
+    "RequestAbortedByHook",
     "TLSConnectionState",
     "TracedConnection",
     "TracedRequest",
@@ -145,6 +149,16 @@ class TLSConnectionState:
     server_name: str | None = None
     peer_certificate: bytes | None = None
     handshake_complete: bool = False
+
+
+class RequestAbortedByHook(Exception):
+    """The request was aborted because a ``got_1xx_response`` hook raised (as in Go).
+
+    The hook's exception is the ``__cause__``. The connection is closed (HTTP/1.1) or
+    the stream reset (HTTP/2); it is never returned to the pool. Each source raises
+    a subclass that is also its library's transport error (for httpx2, a
+    ``httpx2.TransportError``), so either ``except`` catches it.
+    """
 
 
 # -- ClientTrace --------------------------------------------------------------------
@@ -284,13 +298,15 @@ _active = 0
 
 
 def _acquire_sources() -> None:
-    """Install the instrumentation sources (reference counted, thread-safe)."""
+    """Install the instrumentation sources (reference counted, thread-safe). The
+    sources are the registered client libraries (see `pytest_httptrace.sources`);
+    this module imports none of them."""
     global _active
     with _sources_lock:
         if _active == 0:
-            from . import httpx_trace
+            from . import sources
 
-            httpx_trace.install()
+            sources.start()  # raises on an unsupported version, installing nothing
         _active += 1
 
 
@@ -299,9 +315,9 @@ def _release_sources() -> None:
     with _sources_lock:
         _active -= 1
         if _active == 0:
-            from . import httpx_trace
+            from . import sources
 
-            httpx_trace.uninstall()
+            sources.stop()
 
 
 def instrumentation_active() -> bool:
@@ -462,11 +478,11 @@ class TracedRequest:
     hook_errors: list[BaseException] = dataclasses.field(default_factory=list)
     abort: BaseException | None = None
     """The exception of a ``got_1xx_response`` hook that aborted the request."""
-    pending_headers: list[tuple[str, str]] = dataclasses.field(default_factory=list)
-    source: dict[str, Any] = dataclasses.field(default_factory=dict)
-    """Private state of the instrumentation source that traces this request."""
+    source: SourceInfo | None = None
+    """Which source (client library and version) traces this request."""
+    state: Any = None
+    """The source's own per-request state (a typed object of the source's)."""
     seq: int = 0
-    flags: set[str] = dataclasses.field(default_factory=set)
 
     @property
     def returned(self) -> bool:

@@ -53,10 +53,12 @@ from ._patches import (
     original_functions,
     uninstall,
 )
+from ._source import HTTPX
 from ._wire import HAPPY_EYEBALLS_DELAY
 
 __all__ = [
     "HAPPY_EYEBALLS_DELAY",
+    "HTTPX",
     "SUPPORTED",
     "RequestAbortedByHook",
     "check_versions",

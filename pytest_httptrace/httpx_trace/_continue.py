@@ -98,7 +98,7 @@ def _wait_timeout(request: Any) -> float | None:
 
 
 def _should_wait(st: TracedRequest, request: Any) -> bool:
-    if "expect_continue" not in st.flags or _wait_timeout(request) is None:
+    if "expect_continue" not in st.state.flags or _wait_timeout(request) is None:
         return False
     for key, value in request.headers:
         k = key.lower()
@@ -125,7 +125,7 @@ class _ContinueWaiter:
         timeout = _wait_timeout(request)
         stream = _network_stream(st)
         if stream is None or timeout is None:
-            st.flags.discard("hold_body")
+            st.state.flags.discard("hold_body")
             return None
         return cls(st, request, stream, timeout)
 
@@ -163,7 +163,7 @@ class _ContinueWaiter:
 
     def finish(self, *, is_async: bool) -> None:
         """Hand the read-ahead back to h11; withhold the body if so decided."""
-        self.st.flags.discard("hold_body")
+        self.st.state.flags.discard("hold_body")
         if self.buffer:
             _PUSHBACK[self.stream] = self.buffer
         if self.decision == "withhold":
@@ -171,7 +171,7 @@ class _ContinueWaiter:
 
 
 def _withhold(st: TracedRequest, request: Any, *, is_async: bool) -> None:
-    st.flags.add("body_withheld")
+    st.state.flags.add("body_withheld")
     error = httpcore.WriteError(
         "body withheld: the server sent a final response before 100 Continue"
     )

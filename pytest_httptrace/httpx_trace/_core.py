@@ -4,21 +4,32 @@ every part calls."""
 from __future__ import annotations
 
 import contextvars
+import functools
 import threading
 import time
 import weakref
+from typing import Any
 
 import httpx
 
+from .. import trace as _trace
+from ..sources import SourceInfo
 from ..trace import TracedConnection, TracedRequest
 
 
-class RequestAbortedByHook(httpx.TransportError):
-    """The request was aborted because a ``got_1xx_response`` hook raised (as in Go).
+class RequestAbortedByHook(_trace.RequestAbortedByHook, httpx.TransportError):
+    """`pytest_httptrace.RequestAbortedByHook` as an ``httpx.TransportError``."""
 
-    The hook's exception is the ``__cause__``. The connection is closed (HTTP/1.1) or
-    the stream reset (HTTP/2); it is never returned to the pool.
-    """
+
+class _State:
+    """The httpx source's per-request state."""
+
+    __slots__ = ("data", "flags", "pending_headers")
+
+    def __init__(self) -> None:
+        self.flags: set[str] = set()
+        self.data: dict[str, Any] = {}
+        self.pending_headers: list[tuple[str, str]] = []
 
 
 # -- per-context state ----------------------------------------------------------------
@@ -63,9 +74,9 @@ def _connection_record(conn: object) -> TracedConnection:
 
 
 def _first_byte(st: TracedRequest) -> None:
-    if "first_byte" not in st.flags:
-        st.flags.add("first_byte")
-        st.flags.discard("await_first_byte")
+    if "first_byte" not in st.state.flags:
+        st.state.flags.add("first_byte")
+        st.state.flags.discard("await_first_byte")
         st.fire("got_first_response_byte")
 
 
@@ -73,11 +84,20 @@ def _got_1xx(st: TracedRequest, code: int, headers: httpx.Headers) -> None:
     """Fire the hooks of one interim response; an exception from got_1xx_response
     propagates (the caller aborts the request)."""
     _first_byte(st)
-    if code == 100 and "expect_continue" in st.flags and "got_100" not in st.flags:
-        st.flags.add("got_100")
+    if (
+        code == 100
+        and "expect_continue" in st.state.flags
+        and "got_100" not in st.state.flags
+    ):
+        st.state.flags.add("got_100")
         st.fire("got_100_continue")
     try:
         st.fire_got_1xx(code, headers)
     except Exception as exc:
         st.abort = exc
         raise
+
+
+@functools.cache
+def _source_info() -> SourceInfo:
+    return SourceInfo(name="httpx", library="httpx", version=httpx.__version__)

@@ -46,7 +46,7 @@ def _connection_init(st: TracedRequest, http2: bool, info: dict[str, Any]) -> No
 
 def _headers_started(st: TracedRequest, http2: bool, info: dict[str, Any]) -> None:
     _got_conn(st)
-    request = st.source["request"] = info["request"]
+    request = st.state.data["request"] = info["request"]
     headers: list[tuple[bytes, bytes]] = list(request.headers)
     if http2:
         # What httpcore's HTTP/2 connection puts on the wire: pseudo-headers first,
@@ -65,7 +65,7 @@ def _headers_started(st: TracedRequest, http2: bool, info: dict[str, Any]) -> No
         if any(
             k.lower() in (b"content-length", b"transfer-encoding") for k, _ in headers
         ):
-            st.flags.add("h2_body")
+            st.state.flags.add("h2_body")
         stream_id = info.get("stream_id")
         conn = st.connection
         inner = getattr(conn.conn, "_connection", None) if conn else None
@@ -73,38 +73,38 @@ def _headers_started(st: TracedRequest, http2: bool, info: dict[str, Any]) -> No
             with _lock:
                 _H2_STREAMS.setdefault(inner, {})[stream_id] = st
     if "wrote_header_field" in st.wanted:  # decoding costs: only for a listener
-        st.pending_headers = [
+        st.state.pending_headers = [
             (k.decode("latin-1"), v.decode("latin-1")) for k, v in headers
         ]
     if any(k.lower() == b"expect" and v.lower() == b"100-continue" for k, v in headers):
-        st.flags.add("expect_continue")
+        st.state.flags.add("expect_continue")
 
 
 def _headers_complete(st: TracedRequest, http2: bool, info: dict[str, Any]) -> None:
-    for key, value in st.pending_headers:
+    for key, value in st.state.pending_headers:
         st.fire("wrote_header_field", key, [value])
-    st.pending_headers = []
+    st.state.pending_headers = []
     st.fire("wrote_headers")
-    if http2 and "h2_body" in st.flags:
+    if http2 and "h2_body" in st.state.flags:
         _h2_written(st)
-    if not http2 and _should_wait(st, st.source.get("request")):
-        st.flags.add("hold_body")
+    if not http2 and _should_wait(st, st.state.data.get("request")):
+        st.state.flags.add("hold_body")
 
 
 def _write_failed(st: TracedRequest, http2: bool, info: dict[str, Any]) -> None:
-    if "wrote_request" not in st.flags:
-        st.flags.add("wrote_request")
+    if "wrote_request" not in st.state.flags:
+        st.state.flags.add("wrote_request")
         # A body we withheld (final response before 100 Continue) is not a
         # failure: Go reports WroteRequest with no error then.
-        err = None if "body_withheld" in st.flags else info.get("exception")
+        err = None if "body_withheld" in st.state.flags else info.get("exception")
         st.fire("wrote_request", WroteRequestInfo(err=err))
     if http2:
         _h2_written(st)
 
 
 def _body_complete(st: TracedRequest, http2: bool, info: dict[str, Any]) -> None:
-    if "wrote_request" not in st.flags:
-        st.flags.add("wrote_request")
+    if "wrote_request" not in st.state.flags:
+        st.state.flags.add("wrote_request")
         st.fire("wrote_request", WroteRequestInfo(err=None))
     if http2:
         _h2_written(st)
@@ -112,7 +112,9 @@ def _body_complete(st: TracedRequest, http2: bool, info: dict[str, Any]) -> None
 
 def _reading_started(st: TracedRequest, http2: bool, info: dict[str, Any]) -> None:
     if not http2:
-        st.flags.add("await_first_byte")  # the read tap fires got_first_response_byte
+        st.state.flags.add(
+            "await_first_byte"
+        )  # the read tap fires got_first_response_byte
 
 
 def _head_complete(st: TracedRequest, http2: bool, info: dict[str, Any]) -> None:
@@ -156,17 +158,17 @@ _HANDLERS: dict[str, Handler] = {
 
 def _got_conn(st: TracedRequest) -> None:
     conn = st.connection
-    if conn is None or "conn_pending" not in st.flags:
+    if conn is None or "conn_pending" not in st.state.flags:
         return
-    st.flags.discard("conn_pending")
-    st.flags.add("got_conn")
+    st.state.flags.discard("conn_pending")
+    st.state.flags.add("got_conn")
     now = _now()
     inner = getattr(conn.conn, "_connection", None)
     with _lock:
         # Go: the first request to take a connection gets reused=False, every later
         # one True; a connection already open when we bound to it (dialed before
         # tracing started, say) is reused whatever we counted.
-        reused = "fresh" not in st.flags or conn.served > 0
+        reused = "fresh" not in st.state.flags or conn.served > 0
         was_idle = reused and conn.active == 0
         idle_time = now - conn.idle_since if was_idle and conn.idle_since else 0.0
         conn.served += 1
@@ -190,9 +192,9 @@ def _response_closed(st: TracedRequest, *, http11: bool) -> None:
     if st.closed_at is not None:
         return
     now = st.closed_at = _now()
-    st.source.pop("request", None)  # with its body: a record must not keep it
+    st.state.data.pop("request", None)  # with its body: a record must not keep it
     conn = st.connection
-    if conn is None or "got_conn" not in st.flags:
+    if conn is None or "got_conn" not in st.state.flags:
         return
     with _lock:
         conn.active = max(0, conn.active - 1)
@@ -234,8 +236,8 @@ def _h2_after_write(st: TracedRequest, action: Callable[[TracedRequest], None]) 
     hooks must say so too.
     """
     with _lock:
-        if "h2_written" not in st.flags:
-            st.source.setdefault("deferred", []).append(action)
+        if "h2_written" not in st.state.flags:
+            st.state.data.setdefault("deferred", []).append(action)
             return
     action(st)
 
@@ -243,7 +245,7 @@ def _h2_after_write(st: TracedRequest, action: Callable[[TracedRequest], None]) 
 def _h2_written(st: TracedRequest) -> None:
     """The writer reported what it wrote: run what the readers deferred."""
     with _lock:
-        st.flags.add("h2_written")
-        deferred = st.source.pop("deferred", [])
+        st.state.flags.add("h2_written")
+        deferred = st.state.data.pop("deferred", [])
     for action in deferred:
         action(st)

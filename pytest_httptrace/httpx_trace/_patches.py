@@ -17,6 +17,7 @@ from httpcore._sync.connection import HTTPConnection
 from httpcore._sync.http2 import HTTP2Connection
 from httpcore._sync.http11 import HTTP11Connection
 
+from ..sources import mark_patch
 from ._transport import (
     _async_handle_request,
     _async_send,
@@ -92,10 +93,7 @@ def install() -> None:
         original = cls.__dict__[name]
         _originals[(cls, name)] = original
         patched = wrap(original)
-        patched.__name__ = getattr(original, "__name__", name)
-        patched.__qualname__ = getattr(original, "__qualname__", name)
-        patched.__doc__ = getattr(original, "__doc__", None)
-        patched.__wrapped__ = original  # type: ignore[attr-defined]
+        mark_patch(patched, original, name)
         setattr(cls, name, patched)
 
 

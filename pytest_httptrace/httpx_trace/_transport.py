@@ -11,7 +11,7 @@ import httpx
 
 from ..trace import ClientTrace, TracedRequest, current_chain
 from ._continue import _await_continue, _wait_for_continue
-from ._core import _CALL, _CURRENT, RequestAbortedByHook, _now
+from ._core import _CALL, _CURRENT, RequestAbortedByHook, _now, _source_info, _State
 from ._events import _on_httpcore_event
 
 # -- the call and the transport ------------------------------------------------------
@@ -31,7 +31,13 @@ def _chain(request: httpx.Request) -> tuple[ClientTrace, ...]:
 def _start_request(
     transport: Any, request: httpx.Request, chain: tuple[ClientTrace, ...]
 ) -> TracedRequest:
-    st = TracedRequest(method=request.method, url=str(request.url), chain=chain)
+    st = TracedRequest(
+        method=request.method,
+        url=str(request.url),
+        chain=chain,
+        source=_source_info(),
+        state=_State(),
+    )
     call = _CALL.get()
     if call is not None:
         call.append(st)
@@ -41,7 +47,7 @@ def _start_request(
         # DNS/connect are observed: httpcore runs the tunnel (CONNECT) and the
         # target's TLS with the caller's extensions, which would mix their events
         # into this request's. See the support matrix.
-        st.flags.add("proxied")
+        st.state.flags.add("proxied")
         host, port = proxy.host.decode("ascii"), proxy.port
     else:
         url = request.url
@@ -72,7 +78,7 @@ def _transport_error(
             request=request,
         )
     st.error = exc
-    st.source.pop("request", None)
+    st.state.data.pop("request", None)
     if _CALL.get() is None:
         st.returned_at = _now()
     return exc
@@ -83,8 +89,8 @@ def _sync_callback(st: TracedRequest, user_cb: Any) -> Any:
 
     def callback(name: str, info: dict[str, Any]) -> None:
         _on_httpcore_event(st, name, info)
-        if "hold_body" in st.flags:
-            _wait_for_continue(st, st.source["request"])
+        if "hold_body" in st.state.flags:
+            _wait_for_continue(st, st.state.data["request"])
         if user_cb is not None:
             user_cb(name, info)
 
@@ -94,8 +100,8 @@ def _sync_callback(st: TracedRequest, user_cb: Any) -> Any:
 def _async_callback(st: TracedRequest, user_cb: Any) -> Any:
     async def callback(name: str, info: dict[str, Any]) -> None:
         _on_httpcore_event(st, name, info)
-        if "hold_body" in st.flags:
-            await _await_continue(st, st.source["request"])
+        if "hold_body" in st.state.flags:
+            await _await_continue(st, st.state.data["request"])
         if user_cb is not None:
             await user_cb(name, info)
 
@@ -110,7 +116,7 @@ def _enter(
     caller's extensions, so only the proxy's DNS/connect (via ``_CURRENT``) are
     observed. Returns what `_leave` restores."""
     original = request.extensions
-    if "proxied" not in st.flags:
+    if "proxied" not in st.state.flags:
         callback = make_callback(st, original.get("trace"))
         request.extensions = {**original, "trace": callback}
     return original, _CURRENT.set(st)

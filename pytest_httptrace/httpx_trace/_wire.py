@@ -33,13 +33,13 @@ from ._events import _h2_after_write
 
 def _bind_connection(conn: object) -> None:
     st = _CURRENT.get()
-    if st is not None and "proxied" not in st.flags:
+    if st is not None and "proxied" not in st.state.flags:
         st.connection = _connection_record(conn)
-        st.flags.add("conn_pending")
+        st.state.flags.add("conn_pending")
         if getattr(conn, "_connection", None) is None:
-            st.flags.add("fresh")
+            st.state.flags.add("fresh")
         else:
-            st.flags.discard("fresh")
+            st.state.flags.discard("fresh")
 
 
 def _sync_conn_handle_request(orig: Callable[..., Any]) -> Callable[..., Any]:
@@ -287,7 +287,7 @@ def _sync_read(orig: Callable[..., Any]) -> Callable[..., Any]:
         if not data:
             data = orig(self, max_bytes, timeout)
         st = _CURRENT.get()
-        if st is not None and data and "await_first_byte" in st.flags:
+        if st is not None and data and "await_first_byte" in st.state.flags:
             _first_byte(st)
         return data
 
@@ -305,7 +305,7 @@ def _async_read(orig: Callable[..., Any]) -> Callable[..., Any]:
         if not data:
             data = await orig(self, max_bytes, timeout)
         st = _CURRENT.get()
-        if st is not None and data and "await_first_byte" in st.flags:
+        if st is not None and data and "await_first_byte" in st.state.flags:
             _first_byte(st)
         return data
 

@@ -1,0 +1,89 @@
+"""Where a request was made: the user's line, and the libraries in between.
+
+The recorder calls `user_origin` once per request, from inside the client library's
+stack. The user's line is the innermost frame that is neither this plugin, nor a
+traced client library, nor the standard library, nor an installed third-party
+package (anything under a ``site-packages`` directory): code the user can change.
+The third-party packages between that line and the client library (an SDK, a retry
+layer, an SSE helper) are named as "via".
+"""
+
+from __future__ import annotations
+
+import site
+import sys
+import sysconfig
+from contextlib import suppress
+from functools import cache
+from types import FrameType
+
+from . import sources
+
+#: Standard-library plumbing between a call and its request (threads, tasks).
+_PLUMBING = frozenset(
+    {"asyncio", "concurrent", "threading", "contextlib", "contextvars", "functools"}
+)
+
+_PLUGIN, _INTERNAL, _STDLIB, _THIRD, _USER = range(5)
+
+
+@cache
+def _third_party_dirs() -> tuple[str, ...]:
+    dirs = {sysconfig.get_paths()[k] for k in ("purelib", "platlib")}
+    with suppress(AttributeError):  # virtualenv's old site.py has none
+        dirs.update(site.getsitepackages())
+    dirs.add(site.getusersitepackages())
+    return tuple(sorted(d.rstrip("/") + "/" for d in dirs if d))
+
+
+@cache
+def _stdlib_dirs() -> tuple[str, ...]:
+    paths = sysconfig.get_paths()
+    return tuple({paths[k].rstrip("/") + "/" for k in ("stdlib", "platstdlib")})
+
+
+_kinds: dict[tuple[str, str], int] = {}
+
+
+def _kind(filename: str, top: str, internal: frozenset[str]) -> int:
+    if top == "pytest_httptrace":
+        return _PLUGIN
+    if top in internal or top in _PLUMBING:
+        return _INTERNAL
+    key = (filename, top)
+    kind = _kinds.get(key)
+    if kind is None:
+        if filename.startswith(_third_party_dirs()):
+            kind = _THIRD
+        elif filename.startswith(_stdlib_dirs()) or filename.startswith("<frozen"):
+            kind = _STDLIB
+        else:
+            kind = _USER
+        _kinds[key] = kind
+    return kind
+
+
+def user_origin(skip: int = 1) -> tuple[str | None, tuple[str, ...]]:
+    """``(file:line, via)`` for the request being made now.
+
+    ``via`` lists the third-party packages between the user's line and the client
+    library, outermost first. Without a user frame (a request made by a library's
+    own thread, say) the first frame outside the client library and this plugin is
+    the origin.
+    """
+    internal = sources.internal_modules()
+    frame: FrameType | None = sys._getframe(skip + 1)
+    via: list[str] = []
+    fallback: str | None = None
+    while frame is not None:
+        top = frame.f_globals.get("__name__", "").partition(".")[0]
+        kind = _kind(frame.f_code.co_filename, top, internal)
+        if kind == _USER:
+            return f"{frame.f_code.co_filename}:{frame.f_lineno}", tuple(reversed(via))
+        if kind == _THIRD:
+            if fallback is None:
+                fallback = f"{frame.f_code.co_filename}:{frame.f_lineno}"
+            if top not in via:
+                via.append(top)
+        frame = frame.f_back
+    return fallback, ()
