@@ -260,7 +260,7 @@ def render_startup(r: dict[str, Any]) -> str:
         f"\n\nIn one process, `Recorder.start()` + `stop()` (install and remove the "
         f"instrumentation) takes {cycle['start_stop_ms']:.2f} ms, of which the "
         f"httpx/httpcore version check made at every install "
-        f"(`httpx_trace.check_versions()`) takes {cycle['check_versions_ms']:.2f} ms."
+        f"(`Flavour.check_versions()`) takes {cycle['check_versions_ms']:.2f} ms."
     )
     return (
         f"{_provenance(r, 'startup')}\n\n{imports}\n\nSelf time of the plugin's "

@@ -155,6 +155,7 @@ def mark_patch(patched: Callable[..., Any], original: Any, name: str) -> None:
 #: name -> dotted path ("module:attribute") or the source object once resolved.
 _REGISTRY: dict[str, str | Source] = {
     "httpx": "pytest_httptrace.httpx_trace:HTTPX",
+    "httpx2": "pytest_httptrace.httpx_trace:HTTPX2",
 }
 _lock = threading.RLock()
 _active = False

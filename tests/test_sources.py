@@ -166,9 +166,6 @@ CLIENT_LIBRARIES = (
 )
 
 
-@pytest.mark.xfail(
-    strict=True, reason="httpx_trace's package still imports httpx (being re-split)"
-)
 def test_the_model_imports_no_client_library() -> None:
     """The model, the recorder, the assertions, the reports and the registry, with a
     recorder started and stopped, import no client library."""

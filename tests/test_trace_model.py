@@ -189,34 +189,39 @@ def test_with_client_trace_rejects_non_trace() -> None:
 def test_instrumentation_installed_only_while_a_trace_is_in_effect() -> None:
     import httpx
 
-    from pytest_httptrace import httpx_trace
+    from pytest_httptrace.httpx_trace import _patches
 
     shipped = httpx.HTTPTransport.__dict__["handle_request"]
-    assert not httpx_trace.installed()
+    assert not _patches.installed("httpx")
     with with_client_trace(ClientTrace()):
-        assert httpx_trace.installed()
+        assert _patches.installed("httpx")
         assert httpx.HTTPTransport.__dict__["handle_request"] is not shipped
         with with_client_trace(ClientTrace()):
-            assert httpx_trace.installed()
-        assert httpx_trace.installed()
-    assert not httpx_trace.installed()
+            assert _patches.installed("httpx")
+        assert _patches.installed("httpx")
+    assert not _patches.installed()
     assert httpx.HTTPTransport.__dict__["handle_request"] is shipped
 
 
 def test_unsupported_httpx_version_fails_once_with_the_range(
     monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
 ) -> None:
-    from pytest_httptrace import Recorder, httpx_trace, trace
+    import httpx
 
-    monkeypatch.setattr(httpx_trace._patches, "version", lambda dist: "9.9.9")
-    httpx_trace.check_versions.cache_clear()  # checked once per process, normally
-    request.addfinalizer(httpx_trace.check_versions.cache_clear)
-    with pytest.raises(RuntimeError) as info, with_client_trace(ClientTrace()):
+    from pytest_httptrace import Recorder, trace
+    from pytest_httptrace.httpx_trace import _patches
+    from pytest_httptrace.sources import UnsupportedVersionError
+
+    monkeypatch.setattr(httpx, "__version__", "9.9.9")
+    with (
+        pytest.raises(UnsupportedVersionError) as info,
+        with_client_trace(ClientTrace()),
+    ):
         pass
     message = str(info.value)
     assert "supports httpx 0.27.x or 0.28.x, found httpx 9.9.9" in message
     assert "-p no:httptrace" in message
     with pytest.raises(RuntimeError, match=r"found httpx 9\.9\.9"):
         Recorder.start()
-    assert not httpx_trace.installed()
+    assert not _patches.installed()
     assert not trace.instrumentation_active() and trace._GLOBAL == ()

@@ -6,13 +6,10 @@ from __future__ import annotations
 import contextvars
 from typing import Any
 
-import httpcore
-import httpx
-from httpcore._backends.anyio import AnyIOStream
-from httpcore._backends.sync import SyncStream
-
 from ..trace import TracedRequest
-from ._core import _PUSHBACK, _first_byte, _got_1xx, _now
+from ._flavour import inner_connection, network_stream
+from ._interim import first_byte, got_1xx
+from ._state import PUSHBACK, now, state
 
 #: The opt-in waiting mode: seconds to wait for 100 Continue, or None (off).
 _WAIT_FOR_CONTINUE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
@@ -97,8 +94,9 @@ def _wait_timeout(request: Any) -> float | None:
     return timeout if timeout is not None else _wait_default
 
 
-def _should_wait(st: TracedRequest, request: Any) -> bool:
-    if "expect_continue" not in st.state.flags or _wait_timeout(request) is None:
+def should_wait(st: TracedRequest, request: Any) -> bool:
+    """Whether the waiting mode holds this request's body back."""
+    if not state(st).expect_continue or _wait_timeout(request) is None:
         return False
     for key, value in request.headers:
         k = key.lower()
@@ -115,7 +113,7 @@ class _ContinueWaiter:
 
     def __init__(self, st: TracedRequest, request: Any, stream: Any, timeout: float):
         self.st, self.request, self.stream = st, request, stream
-        self.deadline = _now() + timeout
+        self.deadline = now() + timeout
         self.buffer = b""
         self.decision: str | None = None  # "send" or "withhold"
         st.fire("wait_100_continue")
@@ -125,12 +123,12 @@ class _ContinueWaiter:
         timeout = _wait_timeout(request)
         stream = _network_stream(st)
         if stream is None or timeout is None:
-            st.state.flags.discard("hold_body")
+            state(st).hold_body = False
             return None
         return cls(st, request, stream, timeout)
 
     def remaining(self) -> float:
-        return self.deadline - _now() if self.decision is None else 0.0
+        return self.deadline - now() if self.decision is None else 0.0
 
     def feed(self, data: bytes) -> None:
         """Take bytes read ahead (b"" at end of stream)."""
@@ -138,7 +136,7 @@ class _ContinueWaiter:
             self.decision = "send"  # the server closed: let httpcore find out
             return
         if not self.buffer:
-            _first_byte(self.st)
+            first_byte(self.st)
         self.buffer += data
         while self.decision is None:
             end = self.buffer.find(b"\r\n\r\n")
@@ -149,7 +147,8 @@ class _ContinueWaiter:
             try:
                 code = int(parts[1])
                 fields = [line.split(":", 1) for line in head[1:]]
-                headers = httpx.Headers([(k.strip(), v.strip()) for k, v in fields])
+                pairs = [(k.strip(), v.strip()) for k, v in fields]
+                headers = state(self.st).flavour.Headers(pairs)
             except (IndexError, ValueError):
                 self.decision = "send"  # malformed: h11 will raise a clear error
                 return
@@ -157,22 +156,23 @@ class _ContinueWaiter:
                 self.decision = "withhold"
                 return
             self.buffer = self.buffer[end + 4 :]  # h11 never sees this interim head
-            _got_1xx(self.st, code, headers)
+            got_1xx(self.st, code, headers)
             if code == 100:
                 self.decision = "send"
 
     def finish(self, *, is_async: bool) -> None:
         """Hand the read-ahead back to h11; withhold the body if so decided."""
-        self.st.state.flags.discard("hold_body")
+        state(self.st).hold_body = False
         if self.buffer:
-            _PUSHBACK[self.stream] = self.buffer
+            PUSHBACK[self.stream] = self.buffer
         if self.decision == "withhold":
             _withhold(self.st, self.request, is_async=is_async)
 
 
 def _withhold(st: TracedRequest, request: Any, *, is_async: bool) -> None:
-    st.state.flags.add("body_withheld")
-    error = httpcore.WriteError(
+    s = state(st)
+    s.body_withheld = True
+    error = s.flavour.WriteError(
         "body withheld: the server sent a final response before 100 Continue"
     )
 
@@ -191,34 +191,37 @@ def _network_stream(st: TracedRequest) -> Any:
     """The request's stream if the waiting mode can hold its body: only sync and
     anyio streams, whose reads hand the read-ahead back to h11 (not trio's)."""
     conn = st.connection
-    inner = getattr(conn.conn, "_connection", None) if conn else None
-    stream = getattr(inner, "_network_stream", None)
-    return stream if isinstance(stream, (SyncStream, AnyIOStream)) else None
+    stream = network_stream(inner_connection(conn.conn)) if conn else None
+    return stream if isinstance(stream, state(st).flavour.held_streams) else None
 
 
-def _wait_for_continue(st: TracedRequest, request: Any) -> None:
+def wait_for_continue(st: TracedRequest, request: Any) -> None:
+    """Hold the body (sync): read until 100, a final response, or the timeout."""
     waiter = _ContinueWaiter.start(st, request)
     if waiter is None:
         return
+    timeout = state(st).flavour.ReadTimeout
     try:
         while (remaining := waiter.remaining()) > 0:
             try:
                 waiter.feed(waiter.stream.read(65536, remaining))
-            except httpcore.ReadTimeout:
+            except timeout:
                 break
     finally:
         waiter.finish(is_async=False)
 
 
-async def _await_continue(st: TracedRequest, request: Any) -> None:
+async def await_continue(st: TracedRequest, request: Any) -> None:
+    """Hold the body (async), as `wait_for_continue`."""
     waiter = _ContinueWaiter.start(st, request)
     if waiter is None:
         return
+    timeout = state(st).flavour.ReadTimeout
     try:
         while (remaining := waiter.remaining()) > 0:
             try:
                 waiter.feed(await waiter.stream.read(65536, remaining))
-            except httpcore.ReadTimeout:
+            except timeout:
                 break
     finally:
         waiter.finish(is_async=True)

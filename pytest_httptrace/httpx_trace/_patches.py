@@ -1,114 +1,84 @@
-"""Every class-level patch, the version check, install and uninstall."""
+"""The patch table: every class-level patch of a flavour, install and uninstall.
+
+Each row names a class of the flavour, the attribute replaced and the factory that
+wraps the original (``factory(original, flavour)``). `install` keeps the original of
+every row and `uninstall` puts exactly that object back. Rows are keyed by class
+identity, so under ``httpx2.alias_httpx()`` (httpx's classes *are* httpx2's) a class
+is patched once, by the first flavour installed, and every hook fires once.
+"""
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
-from importlib.metadata import version
 from typing import Any
 
-import httpx
-from httpcore._async.connection import AsyncHTTPConnection
-from httpcore._async.http2 import AsyncHTTP2Connection
-from httpcore._async.http11 import AsyncHTTP11Connection
-from httpcore._backends.anyio import AnyIOBackend, AnyIOStream
-from httpcore._backends.sync import SyncBackend, SyncStream
-from httpcore._sync.connection import HTTPConnection
-from httpcore._sync.http2 import HTTP2Connection
-from httpcore._sync.http11 import HTTP11Connection
-
 from ..sources import mark_patch
-from ._transport import (
-    _async_handle_request,
-    _async_send,
-    _sync_handle_request,
-    _sync_send,
-)
-from ._wire import (
-    _async_close,
-    _async_conn_handle_request,
-    _async_connect_tcp,
-    _async_read,
-    _async_read_incoming,
-    _async_receive_event,
-    _sync_close,
-    _sync_conn_handle_request,
-    _sync_connect_tcp,
-    _sync_read,
-    _sync_read_incoming,
-    _sync_receive_event,
-)
+from . import _call, _dial, _http2, _http11, _pool
+from ._flavour import Flavour
 
-#: Versions this module was written and tested for (major.minor prefixes).
-SUPPORTED = {"httpx": ("0.27.", "0.28."), "httpcore": ("1.0.",)}
+Factory = Callable[[Callable[..., Any], Flavour], Callable[..., Any]]
 
 
-# -- install / uninstall -------------------------------------------------------------
-
-_PATCHES: list[tuple[type, str, Callable[[Callable[..., Any]], Callable[..., Any]]]] = [
-    (httpx.Client, "send", _sync_send),
-    (httpx.AsyncClient, "send", _async_send),
-    (httpx.HTTPTransport, "handle_request", _sync_handle_request),
-    (httpx.AsyncHTTPTransport, "handle_async_request", _async_handle_request),
-    (HTTPConnection, "handle_request", _sync_conn_handle_request),
-    (AsyncHTTPConnection, "handle_async_request", _async_conn_handle_request),
-    (SyncBackend, "connect_tcp", _sync_connect_tcp),
-    (AnyIOBackend, "connect_tcp", _async_connect_tcp),
-    (SyncStream, "read", _sync_read),
-    (AnyIOStream, "read", _async_read),
-    (HTTP11Connection, "_receive_event", _sync_receive_event),
-    (AsyncHTTP11Connection, "_receive_event", _async_receive_event),
-    (HTTP2Connection, "_read_incoming_data", _sync_read_incoming),
-    (AsyncHTTP2Connection, "_read_incoming_data", _async_read_incoming),
-    (HTTP11Connection, "close", _sync_close),
-    (AsyncHTTP11Connection, "aclose", _async_close),
-    (HTTP2Connection, "close", _sync_close),
-    (AsyncHTTP2Connection, "aclose", _async_close),
-]
-
-_originals: dict[tuple[type, str], Any] = {}
-
-
-@functools.cache
-def check_versions() -> None:
-    """Fail with one clear message on an httpx/httpcore we were not written for."""
-    for dist, prefixes in SUPPORTED.items():
-        found = version(dist)
-        if not found.startswith(prefixes):
-            wanted = " or ".join(p + "x" for p in prefixes)
-            raise RuntimeError(
-                f"pytest-httptrace supports {dist} {wanted}, found {dist} {found}. "
-                "Its instrumentation patches private parts of httpx/httpcore and "
-                "would not tell the truth on another version: install a supported "
-                "version, or disable the plugin with -p no:httptrace."
-            )
+def table(fl: Flavour) -> list[tuple[type, str, Factory]]:
+    """The rows of flavour ``fl``: what is patched, and what drives which hooks."""
+    return [
+        # the call (when it returned) and the transport (get_conn, trace callback)
+        (fl.Client, "send", _call.send),
+        (fl.AsyncClient, "send", _call.async_send),
+        (fl.HTTPTransport, "handle_request", _call.handle_request),
+        (fl.AsyncHTTPTransport, "handle_async_request", _call.handle_async_request),
+        # the pool: which connection a request got, when one closed
+        (fl.HTTPConnection, "handle_request", _pool.conn_handle_request),
+        (fl.AsyncHTTPConnection, "handle_async_request", _pool.conn_handle_request),
+        (fl.HTTP11Connection, "close", _pool.close),
+        (fl.AsyncHTTP11Connection, "aclose", _pool.close),
+        (fl.HTTP2Connection, "close", _pool.close),
+        (fl.AsyncHTTP2Connection, "aclose", _pool.close),
+        # dialing: DNS and one connect per address
+        (fl.SyncBackend, "connect_tcp", _dial.sync_connect_tcp),
+        (fl.AnyIOBackend, "connect_tcp", _dial.async_connect_tcp),
+        # HTTP/1.1: first byte, 1xx
+        (fl.SyncStream, "read", _http11.sync_read),
+        (fl.AnyIOStream, "read", _http11.async_read),
+        (fl.HTTP11Connection, "_receive_event", _http11.sync_receive_event),
+        (fl.AsyncHTTP11Connection, "_receive_event", _http11.async_receive_event),
+        # HTTP/2: first byte and 1xx, routed by stream id
+        (fl.HTTP2Connection, "_read_incoming_data", _http2.sync_read_incoming),
+        (fl.AsyncHTTP2Connection, "_read_incoming_data", _http2.async_read_incoming),
+    ]
 
 
-def install() -> None:
-    """Patch httpx/httpcore (called when the first trace or recorder starts)."""
-    if _originals:
-        return
-    check_versions()
-    for cls, name, wrap in _PATCHES:
+#: (class, attribute) -> (the flavour that patched it, the original).
+_originals: dict[tuple[type, str], tuple[str, Any]] = {}
+
+
+def install(fl: Flavour) -> None:
+    """Patch every row of ``fl`` not patched already (by another flavour's row for
+    the same class, under aliasing)."""
+    fl.check_versions()
+    for cls, name, wrap in table(fl):
+        if (cls, name) in _originals:
+            continue
         original = cls.__dict__[name]
-        _originals[(cls, name)] = original
-        patched = wrap(original)
+        _originals[(cls, name)] = (fl.name, original)
+        patched = wrap(original, fl)
         mark_patch(patched, original, name)
         setattr(cls, name, patched)
 
 
-def uninstall() -> None:
-    """Restore the exact original functions (called when the last trace ends)."""
-    for (cls, name), original in _originals.items():
-        setattr(cls, name, original)
-    _originals.clear()
+def uninstall(flavour: str) -> None:
+    """Restore the exact original functions of the rows ``flavour`` patched."""
+    for key, (owner, original) in list(_originals.items()):
+        if owner == flavour:
+            cls, name = key
+            setattr(cls, name, original)
+            del _originals[key]
 
 
-def installed() -> bool:
-    return bool(_originals)
+def installed(flavour: str | None = None) -> bool:
+    return any(flavour in (None, owner) for owner, _ in _originals.values())
 
 
-def original_functions() -> dict[tuple[type, str], Any]:
-    """The shipped functions of every patched attribute, as found in the classes now
-    (for isolation checks: after uninstall these are the originals)."""
-    return {(cls, name): cls.__dict__[name] for cls, name, _ in _PATCHES}
+def current_functions(fl: Flavour) -> dict[tuple[type, str], Any]:
+    """Every patched attribute of ``fl`` as found in its class now."""
+    return {(cls, name): cls.__dict__[name] for cls, name, _ in table(fl)}

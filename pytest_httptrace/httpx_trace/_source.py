@@ -1,21 +1,28 @@
-"""The httpx source: what the model's registry sees of this package."""
+"""The httpx source in its two flavours, as the model's registry sees it."""
 
 from __future__ import annotations
 
+import sys
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from ..sources import LibraryStatus
+from . import _flavour
+from ._flavour import MODULES, SUPPORTED
 
 
 class HttpxSource:
-    """httpx + httpcore as a source of hook calls."""
+    """httpx + httpcore, or httpx2 + httpcore2, as a source of hook calls.
 
-    name = "httpx"
-    trigger = "httpx"
+    Installed when its client module is imported while a trace or recorder is in
+    effect; the patches themselves are imported only then (``_patches``).
+    """
+
     internal_modules = (
         "httpx",
         "httpcore",
+        "httpx2",
+        "httpcore2",
         "h11",
         "h2",
         "hpack",
@@ -24,34 +31,65 @@ class HttpxSource:
         "sniffio",
     )
 
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.trigger = MODULES[name][0]
+
+    def __repr__(self) -> str:
+        return f"<HttpxSource {self.name}>"
+
+    def _shadowed(self) -> bool:
+        """httpx under ``alias_httpx()``: its classes are httpx2's (that source)."""
+        return self.name == "httpx" and _flavour.aliased()
+
     def libraries(self) -> list[LibraryStatus]:
+        client = MODULES[self.name][0]
+        if self._shadowed():
+            return [LibraryStatus(client, version("httpx2"), True, "aliased to httpx2")]
         try:
-            found = version("httpx")
+            found = version(client)
         except PackageNotFoundError:
-            return [LibraryStatus("httpx", None, False)]
-        return [LibraryStatus("httpx", found, found.startswith(("0.27.", "0.28.")))]
+            return [LibraryStatus(client, None, False)]
+        module = sys.modules.get(client)
+        found = getattr(module, "__version__", found)
+        prefixes = SUPPORTED[self.name][client]
+        wanted = " or ".join(p + "x" for p in prefixes)
+        ok = found.startswith(prefixes)
+        return [LibraryStatus(client, found, ok, "" if ok else f"supported: {wanted}")]
 
     def install(self) -> None:
+        if self._shadowed():
+            return
         from . import _patches
 
-        _patches.install()
+        _patches.install(_flavour.load(self.name))
 
     def uninstall(self) -> None:
         from . import _patches
 
-        _patches.uninstall()
+        _patches.uninstall(self.name)
 
     def patched_functions(self) -> dict[tuple[type, str], Any]:
-        import sys
-
-        if "httpx" not in sys.modules:
+        if self._shadowed() or _flavour.imported(self.name) is None:
             return {}
         from . import _patches
 
-        return _patches.original_functions()
+        return _patches.current_functions(_flavour.load(self.name))
 
     def diagnose(self) -> list[str]:
-        return []
+        lines: list[str] = []
+        if self._shadowed() or _flavour.imported(self.name) is None:
+            return lines
+        for status in self.libraries():
+            if not status.supported:
+                wanted = status.note.removeprefix("supported: ")
+                lines.append(
+                    f"{status.library} {status.version} is imported, but "
+                    f"pytest-httptrace traces only {wanted}: its requests are not "
+                    "recorded."
+                )
+        return lines
 
 
-HTTPX = HttpxSource()
+HTTPX = HttpxSource("httpx")
+HTTPX2 = HttpxSource("httpx2")

@@ -1,0 +1,290 @@
+"""The call and the transport: ``Client.send`` marks when the user's call returns;
+``HTTPTransport.handle_request`` starts each request attempt (``get_conn``) and
+installs its httpcore ``trace`` callback.
+
+Each is written once, as a generator that yields where the sync and async versions
+differ (call the original, close a response); `_run` and `_arun` drive it. So the
+sync and async paths cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Callable, Generator
+from typing import Any
+
+from ..trace import ClientTrace, TracedRequest, current_chain
+from ._continue import await_continue, wait_for_continue
+from ._events import on_httpcore_event
+from ._flavour import Flavour, proxy_origin
+from ._state import CALL, CURRENT, RequestState, now, state
+
+# -- driving one flow, sync or async ----------------------------------------------
+
+
+class _Close:
+    """Yielded by a flow: close this response (``close`` or ``aclose``)."""
+
+    __slots__ = ("response",)
+
+    def __init__(self, response: Any) -> None:
+        self.response = response
+
+
+#: Yielded by a flow: call the original function now; its result is sent back.
+_ORIGINAL = object()
+
+Flow = Generator[object, Any, Any]
+
+
+def _run(flow: Flow, original: Callable[[], Any]) -> Any:
+    """Drive ``flow`` synchronously."""
+    op = next(flow)
+    while True:
+        try:
+            result = original() if op is _ORIGINAL else op.response.close()  # type: ignore[attr-defined]
+        except BaseException as exc:
+            try:
+                op = flow.throw(exc)
+            except StopIteration as stop:
+                return stop.value
+            continue
+        try:
+            op = flow.send(result)
+        except StopIteration as stop:
+            return stop.value
+
+
+async def _arun(flow: Flow, original: Callable[[], Any]) -> Any:
+    """Drive ``flow`` in a coroutine (``original()`` returns an awaitable)."""
+    op = next(flow)
+    while True:
+        try:
+            if op is _ORIGINAL:
+                result = await original()
+            else:
+                result = await op.response.aclose()  # type: ignore[attr-defined]
+        except BaseException as exc:
+            try:
+                op = flow.throw(exc)
+            except StopIteration as stop:
+                return stop.value
+            continue
+        try:
+            op = flow.send(result)
+        except StopIteration as stop:
+            return stop.value
+
+
+# -- the transport: one request attempt ----------------------------------------------
+
+
+def _chain(request: Any) -> tuple[ClientTrace, ...]:
+    """The traces this request would call (empty: not traced at all)."""
+    return current_chain(request.extensions.get("client_trace"))
+
+
+def _start(
+    fl: Flavour, transport: Any, request: Any, chain: tuple[ClientTrace, ...]
+) -> TracedRequest:
+    s = RequestState(fl)
+    st = TracedRequest(
+        method=request.method,
+        url=str(request.url),
+        chain=chain,
+        source=fl.info,
+        state=s,
+    )
+    call = CALL.get()
+    if call is not None:
+        call.append(st)
+    proxy = proxy_origin(transport)
+    if proxy is not None:
+        # Go reports the first hop. Through a proxy only get_conn and the proxy's
+        # DNS/connect are observed: httpcore runs the tunnel (CONNECT) and the
+        # target's TLS with the caller's extensions, which would mix their events
+        # into this request's. See the support matrix.
+        s.proxied = True
+        host, port = proxy.host.decode("ascii"), proxy.port
+    else:
+        url = request.url
+        host = url.host
+        port = url.port or (443 if url.scheme in ("https", "wss") else 80)
+    if ":" in host:
+        host = f"[{host}]"
+    st.fire("get_conn", f"{host}:{port}")
+    return st
+
+
+def _callback(st: TracedRequest, user_cb: Any, is_async: bool) -> Any:
+    """The per-request httpcore ``trace`` callback (chained with the caller's)."""
+    s = state(st)
+    if is_async:
+
+        async def acallback(name: str, info: dict[str, Any]) -> None:
+            on_httpcore_event(st, name, info)
+            if s.hold_body:
+                await await_continue(st, s.request)
+            if user_cb is not None:
+                await user_cb(name, info)
+
+        return acallback
+
+    def callback(name: str, info: dict[str, Any]) -> None:
+        on_httpcore_event(st, name, info)
+        if s.hold_body:
+            wait_for_continue(st, s.request)
+        if user_cb is not None:
+            user_cb(name, info)
+
+    return callback
+
+
+def _transport_flow(
+    fl: Flavour,
+    transport: Any,
+    request: Any,
+    chain: tuple[ClientTrace, ...],
+    is_async: bool,
+) -> Flow:
+    st = _start(fl, transport, request, chain)
+    # This context's request, and its httpcore callback (not through a proxy: there
+    # httpcore runs the tunnel and the target's TLS with the caller's extensions,
+    # so only the proxy's DNS/connect, via CURRENT, are observed).
+    extensions = request.extensions
+    if not state(st).proxied:
+        callback = _callback(st, extensions.get("trace"), is_async)
+        request.extensions = {**extensions, "trace": callback}
+    token: contextvars.Token[TracedRequest | None] = CURRENT.set(st)
+    direct = CALL.get() is None  # the transport is used without a client around it
+    try:
+        response = yield _ORIGINAL
+    except BaseException as exc:
+        error = _failed(fl, st, request, exc, direct)
+        if error is exc:
+            raise
+        raise error from st.abort
+    finally:
+        request.extensions = extensions
+        CURRENT.reset(token)
+    st.status = response.status_code
+    # This attempt ends when *its* transport call returned, whatever wraps it (a
+    # retrying transport, redirects): its own interval, not the outer call's.
+    s = state(st)
+    s.attempt_returned_at = returned = now()
+    if direct:
+        st.returned_at = returned
+        hook_error = st.take_hook_error()
+        if hook_error is not None:
+            yield _Close(response)
+            raise hook_error
+    return response
+
+
+def _failed(
+    fl: Flavour, st: TracedRequest, request: Any, exc: BaseException, direct: bool
+) -> BaseException:
+    """What the failed attempt raises: a got_1xx_response abort becomes the
+    flavour's `RequestAbortedByHook` caused by the hook's exception; anything else
+    propagates unchanged."""
+    if st.abort is not None and not isinstance(exc, fl.RequestAbortedByHook):
+        exc = fl.RequestAbortedByHook(  # httpx's TransportError(message, request=)
+            f"request aborted: the got_1xx_response hook raised {st.abort!r}",
+            request=request,  # type: ignore[call-arg]
+        )
+    st.error = exc
+    s = state(st)
+    s.request = None
+    s.attempt_returned_at = returned = now()
+    if direct:
+        st.returned_at = returned
+    return exc
+
+
+def handle_request(orig: Callable[..., Any], fl: Flavour) -> Callable[..., Any]:
+    """``HTTPTransport.handle_request``."""
+
+    def handle_request(self: Any, request: Any) -> Any:
+        chain = _chain(request)
+        if not chain:
+            return orig(self, request)
+        flow = _transport_flow(fl, self, request, chain, False)
+        return _run(flow, lambda: orig(self, request))
+
+    return handle_request
+
+
+def handle_async_request(orig: Callable[..., Any], fl: Flavour) -> Callable[..., Any]:
+    """``AsyncHTTPTransport.handle_async_request`` (untraced: the original
+    coroutine as is)."""
+
+    def handle_async_request(self: Any, request: Any) -> Any:
+        chain = _chain(request)
+        if not chain:
+            return orig(self, request)
+        flow = _transport_flow(fl, self, request, chain, True)
+        return _arun(flow, lambda: orig(self, request))
+
+    return handle_async_request
+
+
+# -- the call: Client.send ------------------------------------------------------------
+
+
+def _send_flow() -> Flow:
+    call: list[TracedRequest] = []
+    token = CALL.set(call)
+    try:
+        response = yield _ORIGINAL
+    except BaseException as exc:
+        _end_call(call, exc)
+        raise
+    finally:
+        CALL.reset(token)
+    _end_call(call, None)
+    for st in call:
+        error = st.take_hook_error()
+        if error is not None:
+            yield _Close(response)
+            raise error
+    return response
+
+
+def _end_call(call: list[TracedRequest], error: BaseException | None) -> None:
+    t = now()
+    # An attempt that a later one followed (a redirect hop, a retried attempt)
+    # ended when its own transport call returned, whatever wrapped it; the last
+    # one when the user's call did.
+    for st in call[:-1]:
+        st.returned_at = state(st).attempt_returned_at or t
+    if call:
+        call[-1].returned_at = t
+    if error is not None and call:
+        last = call[-1]
+        # The record carries what the caller saw: httpx's exception, not the
+        # httpcore one it was mapped from (kept as its __cause__).
+        if last.error is None or last.error in (error.__cause__, error.__context__):
+            last.error = error
+
+
+def send(orig: Callable[..., Any], fl: Flavour) -> Callable[..., Any]:
+    """``Client.send``: one call, however many attempts (redirects, retries)."""
+
+    def send(self: Any, request: Any, **kwargs: Any) -> Any:
+        # Not traced, or a send() inside a send() (event hooks: one call).
+        if CALL.get() is not None or not _chain(request):
+            return orig(self, request, **kwargs)
+        return _run(_send_flow(), lambda: orig(self, request, **kwargs))
+
+    return send
+
+
+def async_send(orig: Callable[..., Any], fl: Flavour) -> Callable[..., Any]:
+    """``AsyncClient.send`` (untraced: the original coroutine as is)."""
+
+    def send(self: Any, request: Any, **kwargs: Any) -> Any:
+        if CALL.get() is not None or not _chain(request):
+            return orig(self, request, **kwargs)
+        return _arun(_send_flow(), lambda: orig(self, request, **kwargs))
+
+    return send

@@ -1,0 +1,192 @@
+"""The two flavours of the httpx instrumentation, and every private read of them.
+
+httpx + httpcore 1.0 and httpx2 + httpcore2 2.16 (pydantic's continuation of httpx)
+share one design: the same classes under other module names, the same private
+attributes, the same httpcore ``trace`` events. What differs is resolved here, once,
+into a `Flavour`: the classes to patch, the exception classes raised or caught, the
+``isinstance`` targets, the ``Headers`` type and the flavour's own
+`RequestAbortedByHook`. With ``httpx2.alias_httpx()`` ``import httpx`` *is* httpx2:
+the httpx flavour then resolves to httpx2's classes and the patch table
+deduplicates them by identity, so every hook fires once.
+
+Every read of a private httpx/httpcore attribute is a function at the bottom of this
+module, each with the versions it was written for and why no public seam exists.
+"""
+
+from __future__ import annotations
+
+import sys
+from importlib import import_module
+from types import ModuleType
+from typing import Any
+
+from ..sources import SourceInfo, UnsupportedVersionError
+from ..trace import RequestAbortedByHook
+
+#: Versions each flavour was written and tested for (major.minor prefixes), by the
+#: modules' own ``__version__``: the module actually patched, not the distribution
+#: of the same name (under ``alias_httpx()`` "httpx" is httpx2).
+SUPPORTED: dict[str, dict[str, tuple[str, ...]]] = {
+    "httpx": {"httpx": ("0.27.", "0.28."), "httpcore": ("1.0.",)},
+    "httpx2": {"httpx2": ("2.16.",), "httpcore2": ("2.16.",)},
+}
+#: Import names of each flavour: (client, core).
+MODULES = {"httpx": ("httpx", "httpcore"), "httpx2": ("httpx2", "httpcore2")}
+
+
+class Flavour:
+    """httpx or httpx2, resolved: modules, classes, exceptions. Built by `load`."""
+
+    def __init__(self, name: str, client: ModuleType, core: ModuleType) -> None:
+        self.name = name
+        self.httpx, self.httpcore = client, core
+        #: The library whose classes these are ("httpx2" for an aliased httpx).
+        self.library = client.__name__
+        self.version: str = client.__version__
+        self.core_version: str = core.__version__
+        self.info = SourceInfo(name=name, library=self.library, version=self.version)
+
+        def cls(module: str, name: str) -> type:
+            found: type = getattr(import_module(f"{core.__name__}.{module}"), name)
+            return found
+
+        self.Client: type = client.Client
+        self.AsyncClient: type = client.AsyncClient
+        self.HTTPTransport: type = client.HTTPTransport
+        self.AsyncHTTPTransport: type = client.AsyncHTTPTransport
+        self.HTTPConnection = cls("_sync.connection", "HTTPConnection")
+        self.AsyncHTTPConnection = cls("_async.connection", "AsyncHTTPConnection")
+        self.HTTP11Connection = cls("_sync.http11", "HTTP11Connection")
+        self.AsyncHTTP11Connection = cls("_async.http11", "AsyncHTTP11Connection")
+        self.HTTP2Connection: Any = cls("_sync.http2", "HTTP2Connection")
+        self.AsyncHTTP2Connection = cls("_async.http2", "AsyncHTTP2Connection")
+        self.SyncBackend = cls("_backends.sync", "SyncBackend")
+        self.SyncStream = cls("_backends.sync", "SyncStream")
+        self.AnyIOBackend = cls("_backends.anyio", "AnyIOBackend")
+        self.AnyIOStream = cls("_backends.anyio", "AnyIOStream")
+        self.h2_connections = (self.HTTP2Connection, self.AsyncHTTP2Connection)
+        self.held_streams = (self.SyncStream, self.AnyIOStream)
+
+        self.ConnectError: type[Exception] = core.ConnectError
+        self.ConnectTimeout: type[Exception] = core.ConnectTimeout
+        self.ReadTimeout: type[Exception] = core.ReadTimeout
+        self.WriteError: type[Exception] = core.WriteError
+        self.dial_errors = (core.ConnectError, core.ConnectTimeout)
+        self.Headers: type = client.Headers
+        #: httpcore2 reads HTTP/2 frames under ``_state_lock``; so must we, when we
+        #: reset a stream from another thread's read.
+        self.h2_state_lock = name == "httpx2"
+        self.RequestAbortedByHook: type[Exception] = type(
+            "RequestAbortedByHook",
+            (RequestAbortedByHook, client.TransportError),
+            {
+                "__module__": "pytest_httptrace",
+                "__doc__": RequestAbortedByHook.__doc__,
+                "__qualname__": f"RequestAbortedByHook[{self.library}]",
+            },
+        )
+
+    def check_versions(self) -> None:
+        """One clear error on a version this flavour was not written for."""
+        for module in (self.httpx, self.httpcore):
+            found: str = module.__version__
+            prefixes = SUPPORTED[self.library][module.__name__]
+            if not found.startswith(prefixes):
+                wanted = " or ".join(p + "x" for p in prefixes)
+                raise UnsupportedVersionError(
+                    f"pytest-httptrace supports {module.__name__} {wanted}, found "
+                    f"{module.__name__} {found}. Its instrumentation patches private "
+                    f"parts of {self.library} and would not tell the truth on another "
+                    "version: install a supported version, or disable the plugin "
+                    "with -p no:httptrace."
+                )
+
+    def __repr__(self) -> str:
+        return f"<Flavour {self.name}: {self.library} {self.version}>"
+
+
+_loaded: dict[str, Flavour] = {}
+
+
+def imported(name: str) -> tuple[ModuleType, ModuleType] | None:
+    """The flavour's (client, core) modules if the client is imported, else None."""
+    client_name, core_name = MODULES[name]
+    client = sys.modules.get(client_name)
+    if client is None:
+        return None
+    core = sys.modules.get(core_name) or import_module(core_name)
+    return client, core
+
+
+def load(name: str) -> Flavour:
+    """The flavour ``name`` ("httpx" or "httpx2"); its client must be imported."""
+    modules = imported(name)
+    assert modules is not None, f"{name} is not imported"
+    client, core = modules
+    flavour = _loaded.get(name)
+    if flavour is None or flavour.httpx is not client:
+        flavour = _loaded[name] = Flavour(name, client, core)
+    return flavour
+
+
+def aliased() -> bool:
+    """Whether ``import httpx`` gives httpx2 (``httpx2.alias_httpx()``)."""
+    httpx = sys.modules.get("httpx")
+    return httpx is not None and httpx.__name__ == "httpx2"
+
+
+# -- private reads (httpx 0.27/0.28 + httpcore 1.0.x; httpx2 + httpcore2 2.16.x) ----
+# Neither library offers a public way to learn these; each is read where the
+# instrumentation needs it, and nowhere else.
+
+
+def inner_connection(conn: object) -> Any:
+    """The HTTP11/HTTP2 connection behind an ``HTTPConnection`` (None before the
+    dial): ``HTTPConnection._connection``. httpcore has no accessor for it."""
+    return getattr(conn, "_connection", None)
+
+
+def proxy_origin(transport: object) -> Any:
+    """The proxy's origin if ``transport`` sends through an HTTP proxy, else None:
+    ``HTTPTransport._pool._proxy_url``. httpx does not expose the proxy it built."""
+    url = getattr(getattr(transport, "_pool", None), "_proxy_url", None)
+    return None if url is None else url.origin
+
+
+def network_stream(inner: object) -> Any:
+    """The socket stream of an HTTP/1.1 connection: ``_network_stream`` (the
+    waiting mode reads ahead on it; httpcore keeps it private)."""
+    return getattr(inner, "_network_stream", None)
+
+
+def h2_config(conn: object) -> Any:
+    """The h2 configuration of an HTTP/2 connection (``_h2_state.config``), to
+    normalise headers exactly as h2 will."""
+    return conn._h2_state.config  # type: ignore[attr-defined]
+
+
+def reset_h2_stream(flavour: Flavour, conn: Any, stream_id: int) -> None:
+    """Reset one stream (Go cancels it when ``got_1xx_response`` raises) and make its
+    reader fail, through ``_h2_state`` (h2's connection) and ``_events`` (httpcore's
+    per-stream queue). httpcore has no public way to cancel one stream."""
+    import h2.errors
+    import h2.events
+
+    def reset() -> None:
+        conn._h2_state.reset_stream(stream_id, error_code=h2.errors.ErrorCodes.CANCEL)
+        event = h2.events.StreamReset(
+            stream_id=stream_id,
+            error_code=h2.errors.ErrorCodes.CANCEL,
+            remote_reset=False,
+        )
+        pending = conn._events.get(stream_id)
+        if pending is not None:
+            pending.append(event)
+
+    # httpcore2's sync connection guards h2 state with a thread lock; its async one
+    # needs none here (we do not yield while resetting).
+    if flavour.h2_state_lock and isinstance(conn, flavour.HTTP2Connection):
+        with conn._state_lock:
+            reset()
+    else:
+        reset()

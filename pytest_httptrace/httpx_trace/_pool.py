@@ -1,0 +1,108 @@
+"""The pool: which connection a request got (``got_conn``), when it went back
+(``put_idle_conn``), when a connection closed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ..trace import GotConnInfo, TracedRequest
+from ._flavour import Flavour, inner_connection
+from ._state import CONNS, CURRENT, connection_record, lock, now, state
+
+
+def bind_connection(conn: object) -> None:
+    """The pool handed ``conn`` (an httpcore ``HTTPConnection``) to this context's
+    request. It becomes the request's connection once it is known to exist: at once
+    if it was dialed already, else when the dial succeeds (a refused dial has none)."""
+    st = CURRENT.get()
+    if st is None:
+        return
+    s = state(st)
+    if s.proxied:
+        return
+    s.conn = connection_record(conn)
+    s.fresh = inner_connection(conn) is None
+    if not s.fresh:
+        st.connection = s.conn
+
+
+def conn_handle_request(orig: Callable[..., Any], fl: Flavour) -> Callable[..., Any]:
+    """``HTTPConnection.handle_request`` (sync and async: the async wrapper hands
+    back the original coroutine, so an untraced call costs no extra coroutine)."""
+
+    def handle_request(self: Any, request: Any) -> Any:
+        bind_connection(self)
+        return orig(self, request)
+
+    return handle_request
+
+
+def got_conn(st: TracedRequest) -> None:
+    """``got_conn``, once, when the request first writes on its connection."""
+    s = state(st)
+    conn = s.conn
+    if conn is None or s.got_conn:
+        return
+    s.got_conn = True
+    st.connection = conn
+    t = now()
+    inner = inner_connection(conn.conn)
+    with lock:
+        # Go: the first request to take a connection gets reused=False, every later
+        # one True; a connection already open when we bound to it (dialed before
+        # tracing started, say) is reused whatever we counted.
+        reused = not s.fresh or conn.served > 0
+        was_idle = reused and conn.active == 0
+        idle_time = t - conn.idle_since if was_idle and conn.idle_since else 0.0
+        conn.served += 1
+        conn.active += 1
+        if inner is not None and inner not in CONNS:
+            CONNS[inner] = conn
+            h2 = isinstance(inner, s.flavour.h2_connections)
+            conn.protocol = "HTTP/2" if h2 else "HTTP/1.1"
+    st.fire(
+        "got_conn",
+        GotConnInfo(
+            conn=conn.conn, reused=reused, was_idle=was_idle, idle_time=idle_time
+        ),
+    )
+
+
+def response_closed(st: TracedRequest, *, http11: bool) -> None:
+    """The response was closed: its connection is released, and ``put_idle_conn``
+    fires if it really went back to the idle pool."""
+    if st.closed_at is not None:
+        return
+    t = st.closed_at = now()
+    s = state(st)
+    s.request = None  # with its body: a record must not keep it
+    conn = st.connection
+    if conn is None or not s.got_conn:
+        return
+    with lock:
+        conn.active = max(0, conn.active - 1)
+        if conn.active == 0:
+            conn.idle_since = t
+    inner = inner_connection(conn.conn)
+    # Go calls PutIdleConn only when the connection really went back to the idle
+    # pool: not for HTTP/2, not after "Connection: close" or a body closed early.
+    if http11 and inner is not None and inner.is_idle():
+        st.fire("put_idle_conn", None)
+
+
+def _mark_closed(conn: object) -> None:
+    record = CONNS.get(conn)
+    if record is not None and record.closed_at is None:
+        record.closed_at = now()
+
+
+def close(orig: Callable[..., Any], fl: Flavour) -> Callable[..., Any]:
+    """``HTTP11Connection/HTTP2Connection.close`` and ``aclose``: when a connection
+    closed (the async wrapper hands back the original coroutine)."""
+
+    def close(self: Any) -> Any:
+        _mark_closed(self)
+        return orig(self)
+
+    return close
