@@ -28,11 +28,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TextIO
 
-import anyio
-import httpx
-
 from ._version import __version__
 from .recorder import Recorder
+from .server import HTTPX_LIBRARIES, client_library
 from .waterfall import (
     RequestData,
     render_waterfall,
@@ -41,6 +39,11 @@ from .waterfall import (
     request_spans,
     shift_times,
 )
+
+if TYPE_CHECKING:
+    import httpx
+else:
+    httpx = None  # the client library, chosen in main() (--lib): httpx or httpx2
 
 if TYPE_CHECKING:
     from .server import TestServer
@@ -157,8 +160,11 @@ def _wrap(text: str, width: int) -> str:
 
 # -- errors --------------------------------------------------------------------------
 
-#: What a failed request raises that is the user's input or the network, not a bug.
-_REQUEST_ERRORS = (httpx.HTTPError, httpx.InvalidURL, OSError, ssl.SSLError)
+
+def _request_errors() -> tuple[type[BaseException], ...]:
+    """What a failed request raises that is the user's input or the network, not a
+    bug."""
+    return (httpx.HTTPError, httpx.InvalidURL, OSError, ssl.SSLError)
 
 
 def _describe(error: BaseException) -> str:
@@ -238,7 +244,7 @@ def _trace_url(
             ) as client:
                 for _ in range(args.repeat):
                     client.request(method, url, headers=headers, content=content)
-        except _REQUEST_ERRORS as exc:
+        except _request_errors() as exc:
             error = exc
     requests = [request_data(r) for r in recorder.all_requests]
     title = f"{method} {url}" + (f" (x{args.repeat})" if args.repeat > 1 else "")
@@ -277,7 +283,7 @@ def _tour_steps() -> list[_Step]:
 
     def h1_client(server: TestServer) -> httpx.Client:
         if "h1" not in shared:
-            shared["h1"] = server.client()
+            shared["h1"] = server.client(lib=httpx.__name__)
         return shared["h1"]
 
     def cold(server: TestServer) -> None:
@@ -290,8 +296,10 @@ def _tour_steps() -> list[_Step]:
         async def two_streams() -> None:
             # anyio imports its asyncio backend on first use (~20 ms): do it before
             # the requests, so that the waterfall shows the network, not an import.
+            import anyio
+
             await anyio.sleep(0)
-            async with server.async_client(http2=True) as client:
+            async with server.async_client(lib=httpx.__name__, http2=True) as client:
                 await asyncio.gather(
                     client.get("/delay/0.05"), client.get("/delay/0.05")
                 )
@@ -306,11 +314,14 @@ def _tour_steps() -> list[_Step]:
         shared.pop("h1").close()
 
     def upload_waiting(server: TestServer) -> None:
-        with server.client() as client, wait_for_100_continue(timeout=1.0):
+        with (
+            server.client(lib=httpx.__name__) as client,
+            wait_for_100_continue(timeout=1.0),
+        ):
             client.post("/echo", content=body, headers=expect)
 
     def early_hints(server: TestServer) -> None:
-        with server.client(http2=True) as client:
+        with server.client(lib=httpx.__name__, http2=True) as client:
             client.get("/early-hints")
 
     return [
@@ -366,8 +377,8 @@ def _tour(out: _Output) -> int:
     failures = 0
     with start_server() as server:
         out.text(
-            f"httptrace {__version__}: a tour of Go's httptrace hooks on httpx "
-            f"{httpx.__version__}"
+            f"httptrace {__version__}: a tour of Go's httptrace hooks on "
+            f"{httpx.__name__} {httpx.__version__}"
         )
         out.text(
             f"against a local TLS test server at {server.url('/')} (HTTP/1.1 and "
@@ -380,7 +391,7 @@ def _tour(out: _Output) -> int:
                 error: BaseException | None = None
                 try:
                     step.run(server)
-                except _REQUEST_ERRORS as exc:
+                except _request_errors() as exc:
                     error = exc
                     failures += 1
                 requests = [request_data(r) for r in recorder.all_requests[before:]]
@@ -459,6 +470,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="httpx timeout for connect, read, write and pool (default 10)",
     )
     parser.add_argument(
+        "--lib",
+        choices=HTTPX_LIBRARIES,
+        default=None,
+        help="the client library: httpx or httpx2 (default httpx, or httpx2 where "
+        "httpx is not installed)",
+    )
+    parser.add_argument(
         "--version", action="version", version=f"%(prog)s {__version__}"
     )
     return parser
@@ -473,8 +491,10 @@ def _positive_int(text: str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status (0 ok, 1 a request failed, 2 usage)."""
+    global httpx
     parser = build_parser()
     args = parser.parse_args(argv)
+    httpx = client_library(args.lib)
     out = _Output(sys.stdout, as_json=args.json)
     if args.url is None:
         extra = [

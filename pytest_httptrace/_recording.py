@@ -155,22 +155,35 @@ class RecordingPlugin:
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, None, None]:
+        from .sources import UnsupportedVersionError
+
         settings = settings_of(item)
-        if settings.wait_for_100_continue is not None:
-            # On from setup to the end of teardown (released in teardown below).
-            from . import httpx_trace
-            from .trace import _acquire_sources
+        unsupported: UnsupportedVersionError | None = None
+        try:
+            if settings.wait_for_100_continue is not None:
+                # On from setup to the end of teardown (released in teardown below).
+                from . import httpx_trace
+                from .trace import _acquire_sources
 
-            _acquire_sources()
-            httpx_trace.set_wait_default(settings.wait_for_100_continue)
-            item.stash[waiting_key] = True
-        if settings.enabled:
-            from .recorder import Recorder
+                _acquire_sources()
+                httpx_trace.set_wait_default(settings.wait_for_100_continue)
+                item.stash[waiting_key] = True
+            if settings.enabled:
+                from .recorder import Recorder
 
-            recorder = Recorder.start()
-            recorder.phase = "setup"
-            item.stash[recorder_key] = recorder
-        return (yield)
+                recorder = Recorder.start()
+                recorder.phase = "setup"
+                item.stash[recorder_key] = recorder
+        except UnsupportedVersionError as exc:
+            unsupported = exc
+        if unsupported is None:
+            return (yield)
+        # The other plugins' setup still runs (their teardown expects it), and
+        # the test errors with our one message, not a traceback of our own.
+        try:
+            yield
+        finally:
+            pytest.fail(str(unsupported), pytrace=False)
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, None, None]:

@@ -307,6 +307,18 @@ def _one_request(source: object, fn: str) -> RequestRecord:
 
 
 def _nothing_recorded(recorder: Recorder | None, detail: str | None = None) -> str:
+    from .sources import diagnose_all
+
+    known = diagnose_all()
+    if known:
+        return "\n".join(
+            [
+                "no request was recorded"
+                + (f" ({detail})." if detail else ".")
+                + " What went past the recorder:",
+                *(f"  - {line}" for line in known),
+            ]
+        )
     lines = [
         "no httpx request was recorded"
         + (f" ({detail})." if detail else ".")

@@ -223,12 +223,8 @@ def httptrace_raw_http_server(
 
 
 def pytest_report_header(config: pytest.Config) -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
     from ._version import __version__
+    from .sources import library_report
 
-    try:
-        httpx_version = version("httpx")
-    except PackageNotFoundError:  # pragma: no cover - httpx is a dependency
-        httpx_version = "not installed"
-    return f"httptrace: {__version__}, httpx {httpx_version}"
+    libraries = ", ".join(library_report()) or "no client library installed"
+    return f"httptrace: {__version__}, {libraries}"

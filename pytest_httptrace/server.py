@@ -957,21 +957,30 @@ class _Endpoint:
         """A new client context trusting `ca` (only), hostname checks on."""
         return client_ssl_context(self.ca)
 
-    def client(self, **httpx_kwargs: Any) -> httpx.Client:
-        """An `httpx.Client` for this server; any httpx argument passes through.
+    #: The library of `client` / `async_client` when none is named: None means
+    #: httpx, or httpx2 where httpx is not installed.
+    default_lib: str | None = None
 
-        Defaults: ``verify=self.ssl_context()``, ``trust_env=False`` (proxy variables in
-        the environment never redirect test traffic), ``base_url`` this server.
+    def client(self, lib: str | None = None, **httpx_kwargs: Any) -> httpx.Client:
+        """An httpx ``Client`` for this server; any httpx argument passes through.
+
+        ``lib="httpx2"`` gives an ``httpx2.Client`` instead (same arguments).
+        Defaults: ``verify=self.ssl_context()``, ``trust_env=False`` (proxy variables
+        in the environment never redirect test traffic), ``base_url`` this server.
         """
-        import httpx
+        module = client_library(lib or self.default_lib)
+        client: httpx.Client = module.Client(**self._client_kwargs(httpx_kwargs))
+        return client
 
-        return httpx.Client(**self._client_kwargs(httpx_kwargs))
-
-    def async_client(self, **httpx_kwargs: Any) -> httpx.AsyncClient:
-        """An `httpx.AsyncClient` for this server, with the defaults of `client`."""
-        import httpx
-
-        return httpx.AsyncClient(**self._client_kwargs(httpx_kwargs))
+    def async_client(
+        self, lib: str | None = None, **httpx_kwargs: Any
+    ) -> httpx.AsyncClient:
+        """An ``AsyncClient`` for this server (``lib`` and defaults as `client`)."""
+        module = client_library(lib or self.default_lib)
+        client: httpx.AsyncClient = module.AsyncClient(
+            **self._client_kwargs(httpx_kwargs)
+        )
+        return client
 
     def _client_kwargs(self, kwargs: dict[str, Any]) -> dict[str, Any]:
         kwargs.setdefault("trust_env", False)
@@ -979,6 +988,24 @@ class _Endpoint:
         if self.tls:
             kwargs.setdefault("verify", self.ssl_context())
         return kwargs
+
+
+HTTPX_LIBRARIES = ("httpx", "httpx2")
+
+
+def client_library(lib: str | None) -> Any:
+    """The module of an httpx-like client library: ``"httpx"`` or ``"httpx2"``
+    (None: httpx, or httpx2 where httpx is not installed)."""
+    import importlib
+    import importlib.util
+
+    if lib is None:
+        lib = "httpx" if importlib.util.find_spec("httpx") is not None else "httpx2"
+    if lib not in HTTPX_LIBRARIES:
+        raise ValueError(
+            f"lib must be one of {', '.join(map(repr, HTTPX_LIBRARIES))}, not {lib!r}"
+        )
+    return importlib.import_module(lib)
 
 
 @functools.cache

@@ -246,7 +246,7 @@ def stop() -> None:
 
 def _activate(name: str) -> None:
     source = _resolve(name)
-    if source.trigger in sys.modules:
+    if sys.modules.get(source.trigger) is not None:  # None: an import blocked
         source.install()
         _installed[name] = source
     else:

@@ -21,6 +21,9 @@ from pytest_httptrace import (
 )
 from pytest_httptrace.raw_server import Close, Drain, ReadBody, ReadHead, Send
 
+#: Every test runs on httpx and on httpx2 (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("httpx_lib")
+
 BODY = b"x" * 5000
 EXPECT = {"Expect": "100-continue"}
 

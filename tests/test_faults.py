@@ -12,6 +12,9 @@ import pytest
 from pytest_httptrace import Recorder
 from pytest_httptrace.raw_server import Close, ReadHead, Reset, Send, Sleep
 
+#: Every test runs on httpx and on httpx2 (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("httpx_lib")
+
 MODES = ["sync", "async"]
 OK = Send.response(200, "fine")
 

@@ -22,6 +22,9 @@ from pytest_httptrace import (
 )
 from pytest_httptrace.recorder import Recorder, RequestRecord
 
+#: Every test runs on httpx and on httpx2 (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("httpx_lib")
+
 COLD = [
     "get_conn",
     "dns_start",

@@ -16,6 +16,9 @@ from pytest_httptrace import (
     with_client_trace,
 )
 
+#: Every test runs on httpx and on httpx2 (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("httpx_lib")
+
 
 def _visible(hooks: list[str]) -> list[str]:
     return [h for h in hooks if h != "wrote_header_field"]

@@ -19,13 +19,17 @@ def _env(**extra: str) -> dict[str, str]:
 
 def test_report_header_names_versions(pytester: pytest.Pytester) -> None:
     import httpx
+    import httpx2
 
     from pytest_httptrace import __version__
 
     pytester.makepyfile("def test_ok(): pass")
     result = pytester.runpytest("-p", "httptrace")
     result.stdout.fnmatch_lines(
-        [f"httptrace: {__version__}, httpx {httpx.__version__}"]
+        [
+            f"httptrace: {__version__}, httpx {httpx.__version__}, "
+            f"httpx2 {httpx2.__version__}"
+        ]
     )
     result.assert_outcomes(passed=1)
 

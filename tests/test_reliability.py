@@ -17,6 +17,9 @@ import pytest
 from pytest_httptrace import HOOK_NAMES, ClientTrace, Recorder, with_client_trace
 from pytest_httptrace.recorder import RequestRecord
 
+#: Every test runs on httpx and on httpx2 (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("httpx_lib")
+
 WARM = [
     "get_conn",
     "got_conn",

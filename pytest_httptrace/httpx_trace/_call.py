@@ -16,8 +16,8 @@ from typing import Any
 from ..trace import ClientTrace, TracedRequest, current_chain
 from ._continue import await_continue, wait_for_continue
 from ._events import on_httpcore_event
-from ._flavour import Flavour, proxy_origin
-from ._state import CALL, CURRENT, RequestState, now, state
+from ._flavour import Flavour, proxy_origin, transport_for
+from ._state import CALL, CURRENT, RequestState, note_bypass, now, state
 
 # -- driving one flow, sync or async ----------------------------------------------
 
@@ -231,7 +231,7 @@ def handle_async_request(orig: Callable[..., Any], fl: Flavour) -> Callable[...,
 # -- the call: Client.send ------------------------------------------------------------
 
 
-def _send_flow() -> Flow:
+def _send_flow(fl: Flavour, client: Any, request: Any) -> Flow:
     call: list[TracedRequest] = []
     token = CALL.set(call)
     try:
@@ -241,6 +241,8 @@ def _send_flow() -> Flow:
         raise
     finally:
         CALL.reset(token)
+    if not call:  # answered without the pool: nothing of it can be traced
+        note_bypass(fl, transport_for(client, request.url))
     _end_call(call, None)
     for st in call:
         error = st.take_hook_error()
@@ -274,7 +276,8 @@ def send(orig: Callable[..., Any], fl: Flavour) -> Callable[..., Any]:
         # Not traced, or a send() inside a send() (event hooks: one call).
         if CALL.get() is not None or not _chain(request):
             return orig(self, request, **kwargs)
-        return _run(_send_flow(), lambda: orig(self, request, **kwargs))
+        flow = _send_flow(fl, self, request)
+        return _run(flow, lambda: orig(self, request, **kwargs))
 
     return send
 
@@ -285,6 +288,7 @@ def async_send(orig: Callable[..., Any], fl: Flavour) -> Callable[..., Any]:
     def send(self: Any, request: Any, **kwargs: Any) -> Any:
         if CALL.get() is not None or not _chain(request):
             return orig(self, request, **kwargs)
-        return _arun(_send_flow(), lambda: orig(self, request, **kwargs))
+        flow = _send_flow(fl, self, request)
+        return _arun(flow, lambda: orig(self, request, **kwargs))
 
     return send

@@ -153,6 +153,13 @@ def proxy_origin(transport: object) -> Any:
     return None if url is None else url.origin
 
 
+def transport_for(client: object, url: object) -> Any:
+    """The transport a client sends ``url`` through (mounts included):
+    ``Client._transport_for_url``, httpx's own private lookup."""
+    lookup = getattr(client, "_transport_for_url", None)
+    return None if lookup is None else lookup(url)
+
+
 def network_stream(inner: object) -> Any:
     """The socket stream of an HTTP/1.1 connection: ``_network_stream`` (the
     waiting mode reads ahead on it; httpcore keeps it private)."""

@@ -61,7 +61,9 @@ class HttpxSource:
         if self._shadowed():
             return
         from . import _patches
+        from ._state import BYPASSED
 
+        BYPASSED.pop(self.name, None)
         _patches.install(_flavour.load(self.name))
 
     def uninstall(self) -> None:
@@ -77,9 +79,19 @@ class HttpxSource:
         return _patches.current_functions(_flavour.load(self.name))
 
     def diagnose(self) -> list[str]:
+        from ._state import BYPASSED
+
         lines: list[str] = []
         if self._shadowed() or _flavour.imported(self.name) is None:
             return lines
+        for transport, count in BYPASSED.get(self.name, {}).items():
+            calls = "call was" if count == 1 else f"{count} calls were"
+            lines.append(
+                f"{calls} answered by {transport}, an {MODULES[self.name][0]} "
+                "transport that bypasses the connection pool (no connection, so "
+                "no hook): use the default HTTPTransport against a local server "
+                "(httptrace_server) to trace the lifecycle."
+            )
         for status in self.libraries():
             if not status.supported:
                 wanted = status.note.removeprefix("supported: ")

@@ -101,3 +101,17 @@ def connection_record(conn: object) -> TracedConnection:
             record = TracedConnection.of(conn, id=next(_conn_ids))
             CONNS[conn] = record
         return record
+
+
+#: Per flavour: transports (by qualified name) that answered a traced call
+#: without reaching httpcore's pool (ASGI/WSGI/mock transports, a mocking
+#: library), with how many calls; cleared when tracing starts.
+BYPASSED: dict[str, dict[str, int]] = {}
+
+
+def note_bypass(flavour: Flavour, transport: object) -> None:
+    kind = type(transport)
+    name = f"{kind.__module__}.{kind.__qualname__}"
+    seen = BYPASSED.setdefault(flavour.name, {})
+    with lock:
+        seen[name] = seen.get(name, 0) + 1
