@@ -658,9 +658,16 @@ class _App:
                 await send({"type": f"lifespan.{kind}.complete"})
                 if kind == "shutdown":
                     return
-        if scope["type"] != "http":
-            return  # websockets: hypercorn refuses the handshake
         server = self.server
+        if scope["type"] == "websocket":
+            # A WebSocket handshake reaches a custom route of its path (an ASGI
+            # websocket app); without one, hypercorn refuses it.
+            app = server._routes.get(scope["path"])
+            if app is not None:
+                await app(scope, receive, send)
+            return
+        if scope["type"] != "http":
+            return
         generation = server._generation
         ex = _Exchange(server, scope, receive, send)
         try:
