@@ -20,7 +20,11 @@ import trustme  # noqa: F401
 
 # Imported once, up front: pytester's inline runs drop the modules first imported
 # inside them, and cryptography (under trustme) cannot be imported a second time.
+# The model's modules likewise: a second copy of `recorder` would make records of
+# one inline run fail the isinstance checks of another's assertions.
+import pytest_httptrace.assertions
 import pytest_httptrace.raw_server
+import pytest_httptrace.recorder
 import pytest_httptrace.server  # noqa: F401
 from pytest_httptrace import httpx_trace, sources, trace
 
