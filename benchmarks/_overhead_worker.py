@@ -27,14 +27,21 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import importlib
 import json
+import os
 import ssl
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 import pytest  # noqa: F401  - every variant runs where pytest is loaded
+
+if TYPE_CHECKING:
+    import httpx
+else:
+    # The client library measured: httpx (default) or httpx2 (BENCH_LIB=httpx2).
+    httpx = importlib.import_module(os.environ.get("BENCH_LIB", "httpx"))
 
 VARIANTS = ("none", "none_b", "imported", "idle", "installed", "recording")
 CONFIGS = ("sync-h1", "sync-h2", "async-h1", "async-h2")

@@ -1,6 +1,7 @@
 """Benchmark 1: tracing overhead on keep-alive TLS requests.
 
-``python -m benchmarks.overhead [--quick] [--out FILE]``
+``python -m benchmarks.overhead [--quick] [--out FILE]``; ``BENCH_LIB=httpx2`` measures
+httpx2 instead of httpx, ``BENCH_CONFIGS=sync-h1,async-h2`` a subset of the configs.
 
 Our test server runs in its own process (`benchmarks._serve`). One client process per
 variant (`benchmarks._overhead_worker`: no plugin, an A/A copy of it, plugin idle,
@@ -199,6 +200,7 @@ def run(quick: bool) -> Result:
     else:
         rounds, subrounds, batch, warm, warmup = 10, 5, 20, 4, 30
     configs = tuple(os.environ.get("BENCH_CONFIGS", ",".join(CONFIGS)).split(","))
+    lib = os.environ.get("BENCH_LIB", "httpx")
     variants = VARIANTS
     pooled = (*variants, BASELINE)
     times: dict[str, dict[str, list[int]]] = {
@@ -326,6 +328,7 @@ def run(quick: bool) -> Result:
                 )
             rows.append(row)
     return {
+        "lib": lib,
         "rounds": rounds,
         "subrounds": subrounds,
         "batch": batch,
