@@ -1331,7 +1331,7 @@ def assert_no_leaks(source: Recorder | RequestRecord | Iterable[RequestRecord]) 
         parts = [f"status {r.status}" if r.status is not None else "no status"]
         parts.append(f"connection {_conn_label(r)}")
         if r.origin:
-            parts.append(f"made at {_origin(r.origin)}")
+            parts.append(f"made at {_made_at(r)}")
         lines.append(f"  {_req(r)}  ({', '.join(parts)})")
     lines.append(
         "hint: use `with client.stream(...) as response:` (`async with` for "
@@ -1516,7 +1516,12 @@ def _timeline(
     } & requests.keys()
     listed = sorted((requests[k] for k in shown_ids), key=lambda r: r.id)[:20]
     lines = ["requests:"]
-    lines += [f"  {_req(r)}  ({_outcome(r, t0)})" for r in listed]
+    # Which library made each request, once more than one is in play.
+    several = len({str(r.source) for r in requests.values()}) > 1
+    lines += [
+        f"  {_req(r)}  ({_outcome(r, t0)})" + (f"  [{r.source}]" if several else "")
+        for r in listed
+    ]
     if len(requests) > len(listed):
         lines.append(f"  ... and {len(requests) - len(listed)} more")
     if not requests:
@@ -1546,7 +1551,7 @@ def _outcome(request: RequestRecord, t0: float) -> str:
     elif _is_leak(request):
         parts.append("never closed")
     if request.origin:
-        parts.append(f"made at {_origin(request.origin)}")
+        parts.append(f"made at {_made_at(request)}")
     return ", ".join(parts) if parts else "no outcome recorded"
 
 
@@ -1561,7 +1566,13 @@ def _req(request: RequestRecord) -> str:
 
 
 def _at(request: RequestRecord) -> str:
-    return f" (made at {_origin(request.origin)})" if request.origin else ""
+    return f" (made at {_made_at(request)})" if request.origin else ""
+
+
+def _made_at(request: RequestRecord) -> str:
+    """The user's line (relative), with the libraries in between."""
+    where = _origin(request.origin) if request.origin else "?"
+    return f"{where} (via {', '.join(request.via)})" if request.via else where
 
 
 def _ms(t: float | None, t0: float) -> str:

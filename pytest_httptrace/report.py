@@ -278,6 +278,7 @@ def _request_args(request: RequestData) -> dict[str, Any]:
         "error": request["error"],
         "phase": request["phase"],
         "origin": request["origin"],
+        "source": request.get("source"),
         "connection": None if conn is None else conn["id"],
         "reused": request["reused"],
         "protocol": None if conn is None else conn["protocol"],
@@ -505,6 +506,8 @@ def _html_request_details(request: RequestData, t0: float) -> str:
         else ""
     )
     origin = f"<div>made at {e(request['origin'])}</div>" if request["origin"] else ""
+    if request.get("source"):
+        origin += f"<div>client library: {e(str(request['source']))}</div>"
     return (
         f"<details><summary>{e(summary)}</summary>"
         f'<div style="margin-left:18px;font-size:12px">phases: {e(phases or "none")}'

@@ -112,6 +112,7 @@ class RequestData(TypedDict):
     url: str
     phase: str
     origin: str | None
+    source: str | None
     status: int | None
     error: str | None
     started_at: float | None
@@ -213,7 +214,8 @@ def request_data(request: RequestRecord) -> RequestData:
         "method": request.method,
         "url": request.url,
         "phase": request.phase,
-        "origin": request.origin,
+        "origin": request.made_at,
+        "source": None if request.source is None else str(request.source),
         "status": request.status,
         "error": None if error is None else jsonable(error),
         "started_at": request.started_at,
@@ -433,8 +435,9 @@ def render_waterfall(
     calls from the hook lists.
     """
     if not requests:
-        return "(no httpx request was recorded)\n"
+        return "(no request was recorded)\n"
     glyphs = _UNICODE if unicode else _ASCII
+    several = len({r.get("source") for r in requests}) > 1
     bounds = [request_bounds(r) for r in requests]
     origin = min(b[0] for b in bounds)
     total = max(max(b[1] for b in bounds) - origin, 1e-6)
@@ -450,7 +453,7 @@ def render_waterfall(
         return (t - origin) / total * bar_w
 
     for request, (r_start, r_end) in zip(requests, bounds, strict=True):
-        lines.append(paint(_request_title(request, glyphs), "bold"))
+        lines.append(paint(_request_title(request, glyphs, several), "bold"))
         by_phase: dict[str, list[Span]] = {}
         for span in request_spans(request):
             by_phase.setdefault(span.name, []).append(span)
@@ -505,7 +508,7 @@ def render_waterfall(
     return text if unicode else text.encode("ascii", "backslashreplace").decode()
 
 
-def _request_title(request: RequestData, glyphs: _Glyphs) -> str:
+def _request_title(request: RequestData, glyphs: _Glyphs, source: bool) -> str:
     parts = [f"{request['method']} {request['url']}"]
     if request["status"] is not None:
         parts.append(f"{glyphs.arrow} {request['status']}")
@@ -513,6 +516,8 @@ def _request_title(request: RequestData, glyphs: _Glyphs) -> str:
         parts.append(f"{glyphs.arrow} failed")
     conn = request["connection"]
     details = []
+    if source and request.get("source"):
+        details.append(str(request["source"]))
     if conn is not None and conn["protocol"]:
         details.append(conn["protocol"])
     if conn is not None and request["reused"] is not None:

@@ -312,4 +312,4 @@ def test_waterfall_ascii_and_color(
     no_headers = render_waterfall([request], headers=False)
     assert "wrote_header_field" not in no_headers
     assert "wrote_header_field" in ascii_text
-    assert render_waterfall([]) == "(no httpx request was recorded)\n"
+    assert render_waterfall([]) == "(no request was recorded)\n"

@@ -16,9 +16,10 @@ import httpx
 import httpx2
 import pytest
 
-from pytest_httptrace import assert_hook_sequence, assert_reused
+from pytest_httptrace import assert_hook_sequence, assert_reused, render_timeline
 from pytest_httptrace.recorder import Recorder
 from pytest_httptrace.server import TestServer
+from pytest_httptrace.waterfall import render_waterfall, request_data
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -55,6 +56,14 @@ def test_httpx_and_httpx2_side_by_side_in_one_test(
     assert a1.connection is a2.connection and b1.connection is b2.connection
     assert a1.connection is not b1.connection
     assert len(httptrace_server.log.connections) == 2
+    # With two libraries in play, the timeline and the waterfall name each one.
+    timeline = render_timeline(httptrace_recorder.requests)
+    assert f"  [httpx {httpx.__version__}]" in timeline
+    assert f"  [httpx2 {httpx2.__version__}]" in timeline
+    drawn = render_waterfall([request_data(r) for r in httptrace_recorder.requests])
+    assert f"[httpx2 {httpx2.__version__}, HTTP/1.1, connection #2" in drawn
+    alone = render_timeline([a1, a2])
+    assert "  [httpx " not in alone  # one library: nothing to tell apart
 
 
 def test_an_httpx2_hook_error_is_raised_as_on_httpx(
