@@ -1540,6 +1540,8 @@ def _timeline(
 
 def _outcome(request: RequestRecord, t0: float) -> str:
     parts = []
+    if request.answered_by is not None:
+        parts.append(f"answered by {request.answered_by}: mocked, no connection")
     if request.status is not None:
         parts.append(f"status {request.status}")
     if request.error is not None:

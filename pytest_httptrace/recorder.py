@@ -164,6 +164,12 @@ class RequestRecord:
         return None if self._traced is None else self._traced.source
 
     @property
+    def answered_by(self) -> str | None:
+        """The package that answered the request without a connection (a mocking
+        library: ``"respx"``), or None for a request that went to the network."""
+        return None if self._traced is None else self._traced.answered_by
+
+    @property
     def made_at(self) -> str | None:
         """``origin`` with the libraries in between: ``"test_x.py:12 (via openai)"``."""
         if self.origin is None or not self.via:

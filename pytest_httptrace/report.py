@@ -508,6 +508,9 @@ def _html_request_details(request: RequestData, t0: float) -> str:
     origin = f"<div>made at {e(request['origin'])}</div>" if request["origin"] else ""
     if request.get("source"):
         origin += f"<div>client library: {e(str(request['source']))}</div>"
+    if request.get("answered_by"):
+        mocked = f"answered by {request['answered_by']}: mocked, no connection"
+        origin += f'<div class="error">{e(mocked)}</div>'
     return (
         f"<details><summary>{e(summary)}</summary>"
         f'<div style="margin-left:18px;font-size:12px">phases: {e(phases or "none")}'

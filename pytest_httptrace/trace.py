@@ -482,6 +482,9 @@ class TracedRequest:
     """Which source (client library and version) traces this request."""
     state: Any = None
     """The source's own per-request state (a typed object of the source's)."""
+    answered_by: str | None = None
+    """The package that answered the request without any connection (a mocking
+    library such as respx), where the source can tell."""
     seq: int = 0
 
     @property

@@ -113,6 +113,7 @@ class RequestData(TypedDict):
     phase: str
     origin: str | None
     source: str | None
+    answered_by: str | None
     status: int | None
     error: str | None
     started_at: float | None
@@ -216,6 +217,7 @@ def request_data(request: RequestRecord) -> RequestData:
         "phase": request.phase,
         "origin": request.made_at,
         "source": None if request.source is None else str(request.source),
+        "answered_by": request.answered_by,
         "status": request.status,
         "error": None if error is None else jsonable(error),
         "started_at": request.started_at,
@@ -516,6 +518,8 @@ def _request_title(request: RequestData, glyphs: _Glyphs, source: bool) -> str:
         parts.append(f"{glyphs.arrow} failed")
     conn = request["connection"]
     details = []
+    if request.get("answered_by"):
+        details.append(f"answered by {request['answered_by']}: mocked")
     if source and request.get("source"):
         details.append(str(request["source"]))
     if conn is not None and conn["protocol"]:

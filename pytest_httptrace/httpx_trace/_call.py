@@ -16,7 +16,7 @@ from typing import Any
 from ..trace import ClientTrace, TracedRequest, current_chain
 from ._continue import await_continue, wait_for_continue
 from ._events import on_httpcore_event
-from ._flavour import Flavour, proxy_origin, transport_for
+from ._flavour import Flavour, pool_answerer, proxy_origin, transport_for
 from ._state import CALL, CURRENT, RequestState, note_bypass, now, state
 
 # -- driving one flow, sync or async ----------------------------------------------
@@ -168,9 +168,11 @@ def _transport_flow(
         request.extensions = extensions
         CURRENT.reset(token)
     st.status = response.status_code
+    s = state(st)
+    if s.conn is None and not s.proxied:  # a response with no connection: a mock's
+        st.answered_by = pool_answerer(fl, transport)
     # This attempt ends when *its* transport call returned, whatever wraps it (a
     # retrying transport, redirects): its own interval, not the outer call's.
-    s = state(st)
     s.attempt_returned_at = returned = now()
     if direct:
         st.returned_at = returned

@@ -160,6 +160,22 @@ def transport_for(client: object, url: object) -> Any:
     return None if lookup is None else lookup(url)
 
 
+def pool_answerer(flavour: Flavour, transport: object) -> str | None:
+    """The package whose function now serves ``transport``'s pool (``_pool``), if it
+    is not httpcore's own: a mocking library (respx patches the pool's
+    ``handle_request``)."""
+    pool = getattr(transport, "_pool", None)
+    if pool is None:
+        return None
+    for name in ("handle_request", "handle_async_request"):
+        fn = getattr(type(pool), name, None)
+        module = getattr(fn, "__module__", None) or ""
+        top = module.partition(".")[0]
+        if fn is not None and top and top != flavour.httpcore.__name__:
+            return top
+    return None
+
+
 def network_stream(inner: object) -> Any:
     """The socket stream of an HTTP/1.1 connection: ``_network_stream`` (the
     waiting mode reads ahead on it; httpcore keeps it private)."""

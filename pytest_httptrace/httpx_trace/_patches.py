@@ -48,8 +48,8 @@ def table(fl: Flavour) -> list[tuple[type, str, Factory]]:
     ]
 
 
-#: (class, attribute) -> (the flavour that patched it, the original).
-_originals: dict[tuple[type, str], tuple[str, Any]] = {}
+#: (class, attribute) -> (the flavour that patched it, the original, our patch).
+_originals: dict[tuple[type, str], tuple[str, Any, Any]] = {}
 
 
 def install(fl: Flavour) -> None:
@@ -60,23 +60,41 @@ def install(fl: Flavour) -> None:
         if (cls, name) in _originals:
             continue
         original = cls.__dict__[name]
-        _originals[(cls, name)] = (fl.name, original)
         patched = wrap(original, fl)
         mark_patch(patched, original, name)
+        _originals[(cls, name)] = (fl.name, original, patched)
         setattr(cls, name, patched)
 
 
 def uninstall(flavour: str) -> None:
-    """Restore the exact original functions of the rows ``flavour`` patched."""
-    for key, (owner, original) in list(_originals.items()):
+    """Restore the exact original functions of the rows ``flavour`` patched.
+
+    A row whose attribute is no longer our patch was patched again by someone else
+    (a mocking library) or already put back: it is left as found, so that their own
+    restore, in whatever order it comes, restores what they saw.
+    """
+    for key, (owner, original, patched) in list(_originals.items()):
         if owner == flavour:
             cls, name = key
-            setattr(cls, name, original)
+            if cls.__dict__.get(name) is patched:
+                setattr(cls, name, original)
             del _originals[key]
 
 
 def installed(flavour: str | None = None) -> bool:
-    return any(flavour in (None, owner) for owner, _ in _originals.values())
+    return any(flavour in (None, owner) for owner, _, _ in _originals.values())
+
+
+def replaced(flavour: str) -> list[str]:
+    """Rows of ``flavour`` whose patch someone replaced while installed, as
+    ``"Class.attr (package)"``: their calls skip our instrumentation."""
+    found = []
+    for (cls, name), (owner, _, patched) in _originals.items():
+        now = cls.__dict__.get(name)
+        if owner == flavour and now is not patched:
+            module = getattr(now, "__module__", None) or "?"
+            found.append(f"{cls.__name__}.{name} ({module.partition('.')[0]})")
+    return found
 
 
 def current_functions(fl: Flavour) -> dict[tuple[type, str], Any]:

@@ -84,6 +84,14 @@ class HttpxSource:
         lines: list[str] = []
         if self._shadowed() or _flavour.imported(self.name) is None:
             return lines
+        from . import _patches
+
+        for row in _patches.replaced(self.name):
+            lines.append(
+                f"{row} replaced the instrumentation's patch while recording (a "
+                "mocking library?): requests it answers never reach a connection, "
+                "so they have no hooks."
+            )
         for transport, count in BYPASSED.get(self.name, {}).items():
             calls = "call was" if count == 1 else f"{count} calls were"
             lines.append(
