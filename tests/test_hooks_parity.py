@@ -156,7 +156,9 @@ def test_header_fields_in_wire_order(
 def test_http2_concurrent_requests_share_a_warm_connection(
     mode: str, httptrace_server: Any, httptrace_recorder: Recorder
 ) -> None:
-    url = httptrace_server.url("/delay/0.2")
+    # Long enough that the second thread's request starts while the first one is
+    # in flight even on a loaded machine (0.2 s was not, once, under load 8).
+    url = httptrace_server.url("/delay/0.5")
     if mode == "sync":
         with httptrace_server.client(http2=True) as client:
             client.get(httptrace_server.url("/"))
