@@ -286,11 +286,34 @@ def internal_modules() -> frozenset[str]:
         return frozenset(m for s in _installed.values() for m in s.internal_modules)
 
 
+#: HTTP client libraries, by import name, with the module a source would trigger on
+#: to trace them (requests runs on urllib3).
+KNOWN_CLIENTS = {
+    "aiohttp": "aiohttp",
+    "requests": "urllib3",
+    "urllib3": "urllib3",
+    "niquests": "niquests",
+    "pycurl": "pycurl",
+    "httplib2": "httplib2",
+    "tornado.httpclient": "tornado.httpclient",
+    "treq": "treq",
+}
+
+
 def diagnose_all() -> list[str]:
-    """What every source says may have gone past the recorder."""
+    """What every source says may have gone past the recorder, and the client
+    libraries imported in this process that no registered source traces."""
     lines = [str(exc) for exc in _LATE_ERRORS]
-    for source in registered_sources():
+    registered = registered_sources()
+    for source in registered:
         lines.extend(source.diagnose())
+    triggers = {source.trigger for source in registered}
+    for module, trigger in KNOWN_CLIENTS.items():
+        if sys.modules.get(module) is not None and trigger not in triggers:
+            lines.append(
+                f"{module} is imported in this process, but no source of "
+                f"pytest-httptrace traces it: its requests are not recorded."
+            )
     return lines
 
 

@@ -24,14 +24,15 @@ def test_report_header_names_versions(pytester: pytest.Pytester) -> None:
     from pytest_httptrace import __version__
 
     pytester.makepyfile("def test_ok(): pass")
-    result = pytester.runpytest("-p", "httptrace")
-    result.stdout.fnmatch_lines(
-        [
-            f"httptrace: {__version__}, httpx {httpx.__version__}, "
-            f"httpx2 {httpx2.__version__}"
-        ]
+    header = (
+        f"httptrace: {__version__}, httpx {httpx.__version__}, "
+        f"httpx2 {httpx2.__version__}"
     )
+    result = pytester.runpytest("-p", "httptrace")
+    result.stdout.fnmatch_lines([header + "*"])
     result.assert_outcomes(passed=1)
+    fixtures = pytester.runpytest("-p", "httptrace", "--fixtures")
+    fixtures.stdout.fnmatch_lines([header + "*", "*httptrace_recorder*"])
 
 
 def test_autoload_disabled_loads_with_dash_p(pytester: pytest.Pytester) -> None:

@@ -188,3 +188,20 @@ def test_the_model_imports_no_client_library() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_an_untraced_client_library_is_named(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / "pycurl.py").write_text("")  # a stand-in module of that name
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "pycurl", raising=False)
+    import pycurl  # noqa: F401
+
+    try:
+        assert (
+            "pycurl is imported in this process, but no source of pytest-httptrace "
+            "traces it: its requests are not recorded."
+        ) in registry.diagnose_all()
+    finally:
+        sys.modules.pop("pycurl", None)
