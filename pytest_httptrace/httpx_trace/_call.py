@@ -203,31 +203,27 @@ def _failed(
     return exc
 
 
-def handle_request(orig: Callable[..., Any], fl: Flavour) -> Callable[..., Any]:
-    """``HTTPTransport.handle_request``."""
-
-    def handle_request(self: Any, request: Any) -> Any:
-        chain = _chain(request)
-        if not chain:
-            return orig(self, request)
-        flow = _transport_flow(fl, self, request, chain, False)
-        return _run(flow, lambda: orig(self, request))
-
-    return handle_request
+Runner = Callable[[Flow, Callable[[], Any]], Any]
+Factory = Callable[[Callable[..., Any], Flavour], Callable[..., Any]]
 
 
-def handle_async_request(orig: Callable[..., Any], fl: Flavour) -> Callable[..., Any]:
-    """``AsyncHTTPTransport.handle_async_request`` (untraced: the original
-    coroutine as is)."""
+def _transport_wrapper(run: Runner, is_async: bool) -> Factory:
+    def factory(orig: Callable[..., Any], fl: Flavour) -> Callable[..., Any]:
+        def handle_request(self: Any, request: Any) -> Any:
+            chain = _chain(request)
+            if not chain:  # untraced: the original call (or coroutine) as is
+                return orig(self, request)
+            flow = _transport_flow(fl, self, request, chain, is_async)
+            return run(flow, lambda: orig(self, request))
 
-    def handle_async_request(self: Any, request: Any) -> Any:
-        chain = _chain(request)
-        if not chain:
-            return orig(self, request)
-        flow = _transport_flow(fl, self, request, chain, True)
-        return _arun(flow, lambda: orig(self, request))
+        return handle_request
 
-    return handle_async_request
+    return factory
+
+
+#: ``HTTPTransport.handle_request`` and ``AsyncHTTPTransport.handle_async_request``.
+handle_request = _transport_wrapper(_run, False)
+handle_async_request = _transport_wrapper(_arun, True)
 
 
 # -- the call: Client.send ------------------------------------------------------------
@@ -271,26 +267,21 @@ def _end_call(call: list[TracedRequest], error: BaseException | None) -> None:
             last.error = error
 
 
-def send(orig: Callable[..., Any], fl: Flavour) -> Callable[..., Any]:
-    """``Client.send``: one call, however many attempts (redirects, retries)."""
+def _send_wrapper(run: Runner) -> Factory:
+    def factory(orig: Callable[..., Any], fl: Flavour) -> Callable[..., Any]:
+        def send(self: Any, request: Any, **kwargs: Any) -> Any:
+            # Not traced, or a send() inside a send() (event hooks: one call).
+            if CALL.get() is not None or not _chain(request):
+                return orig(self, request, **kwargs)
+            flow = _send_flow(fl, self, request)
+            return run(flow, lambda: orig(self, request, **kwargs))
 
-    def send(self: Any, request: Any, **kwargs: Any) -> Any:
-        # Not traced, or a send() inside a send() (event hooks: one call).
-        if CALL.get() is not None or not _chain(request):
-            return orig(self, request, **kwargs)
-        flow = _send_flow(fl, self, request)
-        return _run(flow, lambda: orig(self, request, **kwargs))
+        return send
 
-    return send
+    return factory
 
 
-def async_send(orig: Callable[..., Any], fl: Flavour) -> Callable[..., Any]:
-    """``AsyncClient.send`` (untraced: the original coroutine as is)."""
-
-    def send(self: Any, request: Any, **kwargs: Any) -> Any:
-        if CALL.get() is not None or not _chain(request):
-            return orig(self, request, **kwargs)
-        flow = _send_flow(fl, self, request)
-        return _arun(flow, lambda: orig(self, request, **kwargs))
-
-    return send
+#: ``Client.send`` and ``AsyncClient.send``: one call, however many attempts
+#: (redirects, retries).
+send = _send_wrapper(_run)
+async_send = _send_wrapper(_arun)
