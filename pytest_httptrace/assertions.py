@@ -274,15 +274,17 @@ def _merged_events(requests: Iterable[RequestRecord]) -> list[Event]:
     return events
 
 
-def _requests(source: object, fn: str) -> list[RequestRecord]:
+def _requests(
+    source: object, fn: str, *, allow_empty: bool = False
+) -> list[RequestRecord]:
     """The requests a helper looks at: a recorder's (current phase), or those given.
-    Fails if there are none."""
+    Fails if there are none, unless ``allow_empty``."""
     __tracebackhide__ = True
     if isinstance(source, RequestRecord):
         return [source]
     if isinstance(source, Recorder):
         requests = source.requests
-        if not requests:
+        if not requests and not allow_empty:
             _fail(_nothing_recorded(source))
         return requests
     items = _items(source, fn)
@@ -292,7 +294,7 @@ def _requests(source: object, fn: str) -> list[RequestRecord]:
                 f"{fn}(): item {i} is {_short(x, 60)} ({type(x).__name__}); "
                 "expected a Recorder or RequestRecords."
             )
-    if not items:
+    if not items and not allow_empty:
         _fail(_nothing_recorded(None, "the list of requests given is empty"))
     return [x for x in items if isinstance(x, RequestRecord)]
 
@@ -1169,11 +1171,23 @@ def assert_connections_opened(
             for _ in range(10):
                 client.get(httptrace_server.url())
         assert_connections_opened(httptrace_recorder, 1)
+
+    An empty recording is a valid answer: ``assert_connections_opened(recorder, 0)``
+    passes when no request reached the network (a cache hit, say).
     """
     __tracebackhide__ = True
     if isinstance(n, bool) or not isinstance(n, int) or n < 0:
         raise ValueError(f"n must be a non-negative int, not {n!r}")
-    requests = _requests(recorder, "assert_connections_opened")
+    requests = _requests(recorder, "assert_connections_opened", allow_empty=True)
+    if not requests:
+        if n == 0:
+            return
+        plural = "connection" if n == 1 else "connections"
+        _fail(
+            f"expected exactly {n} {plural} to be opened, 0 were: no request was "
+            "recorded.\n"
+            + _nothing_recorded(recorder if isinstance(recorder, Recorder) else None)
+        )
     new = [
         r
         for r in requests

@@ -824,6 +824,23 @@ def test_connections_opened() -> None:
     assert message.splitlines()[-1].startswith("hint: more connections than expected")
 
 
+def test_connections_opened_zero_on_an_empty_recording() -> None:
+    """Issue #13 item 11: "no request reached the network" is a valid answer."""
+    from pytest_httptrace.assertions import _nothing_recorded
+
+    empty = make_recorder()
+    assert_connections_opened(empty, 0)
+    assert_connections_opened([], 0)
+    message = fails(assert_connections_opened, empty, 1)
+    first, rest = message.split("\n", 1)
+    assert first == (
+        "expected exactly 1 connection to be opened, 0 were: no request was recorded."
+    )
+    assert rest == _nothing_recorded(empty)
+    # Helpers that need a request still say that nothing was recorded.
+    assert fails(assert_max_connections, empty, 1) == _nothing_recorded(empty)
+
+
 # -- after return ----------------------------------------------------------------------
 
 
@@ -1066,6 +1083,22 @@ def test_real_unclosed_stream_is_a_leak(server: Any, recorder: Recorder) -> None
     assert "/stream/2  (status 200, connection c1, made at " in message
     assert message.splitlines()[1].endswith(f"test_assertions.py:{line})")
     assert_no_leaks(recorder)
+
+
+def test_real_cache_hit_opens_no_connection(server: Any, recorder: Recorder) -> None:
+    cache: dict[str, bytes] = {}
+
+    def fetch(client: Any, url: str) -> bytes:
+        if url not in cache:
+            cache[url] = client.get(url).content
+        return cache[url]
+
+    with server.client() as client:
+        fetch(client, server.url("/"))
+        assert_connections_opened(recorder, 1)
+        recorder.clear()
+        assert fetch(client, server.url("/")) == b"hello"
+    assert_connections_opened(recorder, 0)
 
 
 def _rendezvous(n: int) -> Any:
