@@ -246,12 +246,20 @@ class RecordingPlugin:
         recorder = item.stash.get(recorder_key, None)
         if recorder is not None and report.failed:
             requests = recorder.get_records(call.when)
+            title = f"Captured httptrace {call.when}"
+            if requests and call.excinfo is not None:
+                # A helper's message (or the user's, built with render_timeline)
+                # already has a timeline: the section adds only what it left out.
+                from .assertions import _requests_not_shown
+
+                shown_before = len(requests)
+                requests = _requests_not_shown(str(call.excinfo.value), requests)
+                if len(requests) < shown_before:
+                    title += " (requests not in the failure message)"
             if requests:
                 from .assertions import render_timeline
 
-                report.sections.append(
-                    (f"Captured httptrace {call.when}", render_timeline(requests))
-                )
+                report.sections.append((title, render_timeline(requests)))
         return report
 
 

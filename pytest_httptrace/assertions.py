@@ -1395,6 +1395,27 @@ def render_timeline(
     )
 
 
+def _requests_not_shown(
+    message: str, requests: Iterable[RequestRecord]
+) -> list[RequestRecord]:
+    """The requests whose timeline ``message`` does not show: all of them if it has
+    no timeline, else those its legend does not name. The plugin's report section
+    uses it so that a failure prints each timeline once."""
+    requests = list(requests)
+    # Assertion rewriting marks the lines of a message with "~" and indents them
+    # (`assert ok, render_timeline(...)`): compare the lines stripped of both.
+    lines = [line.lstrip(" ~") for line in message.splitlines()]
+    if _TIMELINE_HEADER not in lines:
+        return requests
+    legend = lines[: lines.index(_TIMELINE_HEADER)]
+    named = {line.partition("  (")[0] for line in legend}
+    return [r for r in requests if _req(r) not in named]
+
+
+#: The line that starts every timeline, after its legend of requests.
+_TIMELINE_HEADER = "timeline (ms since the first hook call):"
+
+
 class _Entry(NamedTuple):
     """One line of a timeline: ``events[start:stop]`` (one event, or a run of header
     fields folded together) and the position of that event in a pattern match."""
@@ -1523,7 +1544,7 @@ def _timeline(
         lines.append(f"  ... and {len(requests) - len(listed)} more")
     if not requests:
         lines.append("  (events not attributed to a request)")
-    lines.append("timeline (ms since the first hook call):")
+    lines.append(_TIMELINE_HEADER)
     lines.append(line(header).rstrip())
     for k, (i, cells) in enumerate(zip(shown, rows, strict=True)):
         if i is None or cells is None:

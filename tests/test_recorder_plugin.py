@@ -60,6 +60,41 @@ def test_failing_test_gets_a_captured_httptrace_section(
     )
 
 
+def test_a_helper_failure_prints_its_timeline_once(pytester: pytest.Pytester) -> None:
+    """Issue #13 item 8: the helper's message has the timeline; the report section
+    does not repeat it, and lists only the requests the message left out."""
+    pytester.makepyfile(
+        """
+        from pytest_httptrace import assert_reused, render_timeline
+
+        def test_helper(httptrace_recorder, httptrace_server):
+            with httptrace_server.client() as client:
+                client.get(httptrace_server.url("/"))
+            assert_reused(httptrace_recorder.requests[0])
+
+        def test_own_message(httptrace_recorder, httptrace_server):
+            with httptrace_server.client() as client:
+                client.get(httptrace_server.url("/"))
+                client.get(httptrace_server.url("/bytes/3"))
+            first, second = httptrace_recorder.requests
+            assert False, render_timeline(first)
+        """
+    )
+    result = pytester.runpytest("-p", "httptrace", "-W", "error")
+    result.assert_outcomes(failed=2)
+    out = result.stdout.str()
+    helper, own = out.split("test_own_message ___")
+    assert helper.count("timeline (ms since the first hook call):") == 1
+    assert "Captured httptrace" not in helper
+    # The user's message showed request #1 only: the section has #2, and only #2.
+    assert own.count("timeline (ms since the first hook call):") == 2
+    section = own.split(
+        "- Captured httptrace call (requests not in the failure message) -"
+    )[1]
+    assert "/bytes/3  (status 200" in section
+    assert "#1 GET" not in section
+
+
 LEAKY = """
     import pytest
 
