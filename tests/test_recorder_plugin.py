@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 pytest_plugins = ["pytester"]
@@ -123,6 +125,82 @@ def test_leak_is_a_warning_by_default(pytester: pytest.Pytester) -> None:
             "test_leak_is_a_warning_by_default.py:6*",
         ]
     )
+
+
+LEFT_OPEN = """
+    import gc
+
+    def test_leaky(httptrace_recorder, httptrace_server):
+        client = httptrace_server.client()  # neither the client nor the response closed
+        client.send(client.build_request("GET", "/stream/2"), stream=True)
+
+    def test_next():
+        gc.collect()  # where the leaked socket would have been collected
+"""
+
+
+def _teardown_error(result: pytest.RunResult) -> list[str]:
+    lines = result.stdout.lines
+    start = next(i for i, ln in enumerate(lines) if "ERROR at teardown" in ln)
+    end = next(i for i, ln in enumerate(lines) if "short test summary" in ln)
+    return lines[start + 1 : end]
+
+
+@pytest.mark.parametrize(
+    "how",
+    [["-W", "error"], ["-o", "filterwarnings=error"]],
+    ids=["-W error", "filterwarnings=error"],
+)
+def test_a_leak_under_warnings_as_errors_reads_like_leaks_error(
+    pytester: pytest.Pytester, how: list[str]
+) -> None:
+    """Issue #13 item 9: no traceback through the plugin's teardown, and no second
+    failure when the leaked socket is garbage-collected in a later test."""
+    pytester.makepyfile(test_leaky=LEFT_OPEN)
+    args = ["-p", "httptrace", "-p", "no:cacheprovider"]
+    result = pytester.runpytest_subprocess(*args, *how)
+    result.assert_outcomes(passed=2, errors=1)
+    printed = _teardown_error(result)
+    assert [re.sub(r":\d+/", ":PORT/", ln) for ln in printed] == [
+        "1 response was never closed: its connection was taken and not given back:",
+        "  #1 GET https://localhost:PORT/stream/2  (status 200, connection c1, made "
+        "at test_leaky.py:5)",
+        "hint: use `with client.stream(...) as response:` (`async with` for "
+        "AsyncClient), or call `response.close()` (`await response.aclose()`).",
+    ]
+    as_error = pytester.runpytest_subprocess(*args, "--httptrace-leaks=error")
+    as_error.assert_outcomes(passed=2, errors=1)
+    assert _teardown_error(as_error)[0] == printed[0]
+    for out in (result, as_error):
+        text = out.stdout.str() + out.stderr.str()
+        assert "_recording.py" not in text
+        assert "ResourceWarning" not in text and "Unraisable" not in text
+
+
+def test_a_leaked_async_transport_is_not_reported_twice(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        test_leaky="""
+        import asyncio, gc
+
+        def test_leaky(httptrace_recorder, httptrace_server):
+            async def main():
+                client = httptrace_server.async_client()
+                await client.send(client.build_request("GET", "/stream/2"), stream=True)
+            asyncio.run(main())
+
+        def test_next():
+            gc.collect()
+        """
+    )
+    result = pytester.runpytest_subprocess(
+        "-p", "httptrace", "-p", "no:cacheprovider", "-W", "error"
+    )
+    result.assert_outcomes(passed=2, errors=1)
+    text = result.stdout.str() + result.stderr.str()
+    assert "1 response was never closed" in text
+    assert "ResourceWarning" not in text and "Unraisable" not in text
 
 
 def test_leak_fails_with_marker_error(pytester: pytest.Pytester) -> None:

@@ -539,3 +539,38 @@ def test_importing_the_servers_imports_no_server_library() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert json.loads(result.stdout.replace("'", '"')) == []
+
+
+@pytest.mark.parametrize("tls", [True, False], ids=["tls", "plain"])
+@pytest.mark.parametrize("path", ["/stream/50", "/bytes/1000000", "/"])
+def test_an_abandoned_connection_is_cleaned_up_without_warnings(
+    tls: bool, path: str
+) -> None:
+    """Issue #13 item 9: a client that drops its socket mid-response (a leaked,
+    garbage-collected connection) leaves nothing on the server's side to warn about."""
+    import gc
+    import warnings
+
+    unraisable: list[object] = []
+    hook, sys.unraisablehook = sys.unraisablehook, unraisable.append
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with start_server(tls=tls) as srv:
+                raw = socket.create_connection((srv.host, srv.port))
+                sock: socket.socket = raw
+                if tls:
+                    sock = srv.ssl_context().wrap_socket(raw, server_hostname=srv.host)
+                sock.sendall(f"GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode())
+                assert sock.recv(100).startswith(b"HTTP/1.1 200")
+                raw.close() if not tls else sock.close()  # no close_notify, no drain
+                srv.log.wait_until(
+                    lambda log: all(c.closed_at is not None for c in log.connections)
+                )
+                assert not srv._tracker._live
+                gc.collect()
+            gc.collect()
+    finally:
+        sys.unraisablehook = hook
+    assert [str(w.message) for w in caught] == []
+    assert unraisable == []
