@@ -81,6 +81,59 @@ def test_raw_script_failure_fails_the_test_at_teardown(
     )
 
 
+def test_a_raw_script_never_reached_fails_the_test_at_teardown(
+    pytester: pytest.Pytester,
+) -> None:
+    """Issue #13 item 13: a scripted connection that never arrives, or a script left
+    half-way, is a failure naming the script and the step."""
+    pytester.makepyfile(
+        """
+        from pytest_httptrace.raw_server import Close, ReadHead, Send
+
+        def test_second_connection_never_comes(httptrace_raw_server):
+            raw = httptrace_raw_server
+            raw.script(
+                [ReadHead(), Send.response(200, "one")],
+                [ReadHead(), Send.response(200, "two"), Close()],
+            )
+            with raw.client() as client:
+                assert client.get(raw.url("/")).text == "one"
+
+        def test_second_request_never_comes(httptrace_raw_server):
+            raw = httptrace_raw_server
+            raw.script([ReadHead(), Send.response(200, "one"), ReadHead(), Close()])
+            with raw.client() as client:
+                assert client.get(raw.url("/")).text == "one"
+                raw.check(grace=0.1)  # the second ReadHead is still waiting
+
+        def test_every_step_ran(httptrace_raw_server):
+            raw = httptrace_raw_server
+            raw.script([ReadHead(), Send.response(200, "one"), Close()])
+            with raw.client() as client:
+                assert client.get(raw.url("/")).text == "one"
+        """
+    )
+    result = pytester.runpytest("-p", "httptrace", "-W", "error")
+    # (the second test also errors at teardown: the client closed while ReadHead waited)
+    result.assert_outcomes(passed=2, failed=1, errors=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*ERROR at teardown of test_second_connection_never_comes*",
+            "E*RawScriptError: script 1 (ReadHead, Send, Close) never ran: 1 "
+            "connection arrived, 2 scripted; step 0 ReadHead(timeout=5.0) was never "
+            "reached",
+        ]
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "*_ test_second_request_never_comes _*",
+            "E*RawScriptError: connection 0, step 2 ReadHead(timeout=5.0): not done "
+            "when the test ended (2 of 4 steps ran; script 0: ReadHead, Send, "
+            "ReadHead, Close)",
+        ]
+    )
+
+
 def test_a_session_of_200_tests_stops_cleanly(pytester: pytest.Pytester) -> None:
     pytester.makeconftest(
         """
