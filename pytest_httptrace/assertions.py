@@ -364,6 +364,9 @@ class _Outcome:
     remains: list[PatternItem] = field(default_factory=list)
     hints: list[str] = field(default_factory=list)
     focus: int | None = None
+    #: The first pattern item that matches no hook from where it was looked for on:
+    #: a hook that never ran (the message then says what happened instead).
+    missing: HookMatcher | str | None = None
 
 
 def _item_text(item: PatternItem) -> str:
@@ -470,6 +473,22 @@ def _match(
                 best_pos, best_len = q, j
         return None, best_pos, best_len
 
+    def fits(segment: list[int], start: int) -> bool:
+        """Whether ``segment`` matches the events from ``start`` to the end."""
+        return start + len(segment) == n and all(
+            same(i, start + j) for j, i in enumerate(segment)
+        )
+
+    def tail_run(segment: list[int], start: int) -> int:
+        """The largest k < len(segment) such that the first k items of ``segment``
+        match the last k events (at or after ``start``); 0 if none."""
+        for k in range(min(len(segment) - 1, n - start), 0, -1):
+            if same(segment[k - 1], n - 1) and all(
+                same(segment[j], n - k + j) for j in range(k - 1)
+            ):
+                return k
+        return 0
+
     def names(segment: list[int]) -> str:
         return ", ".join(_item_text(pattern[i]) for i in segment)
 
@@ -532,6 +551,27 @@ def _match(
                 return out
         elif last:
             q = max(p, n - len(segment))
+            ok = fits(segment, q)
+            k = 0 if ok else tail_run(segment, p)
+            if not ok and (k or not any(same(segment[0], x) for x in range(p, n))):
+                # The recording ends with the first k items (maybe none) of the
+                # segment, and its next item matches nothing: it never ran.
+                skipped(p, n - k)
+                for j in range(k):
+                    matched(segment[j], n - k + j)
+                item = pattern[segment[k]]
+                assert isinstance(item, (str, HookMatcher))
+                expected = _item_text(item)
+                out.rows.append(_Row("nomatch:", expected, "(end of the recording)"))
+                out.remains = list(pattern[segment[k] :])
+                out.summary = f"{expected} never ran"
+                after = f" after {text(n - 1, False)}" if n else ""
+                out.diverged = (
+                    f"diverged at the end of the recording: {expected} never ran{after}"
+                )
+                out.missing = item
+                out.focus = n - 1 if n else None
+                return out
             skipped(p, q)
             if not compare_at(segment, q):
                 found, _, _ = search(segment, p)
@@ -555,8 +595,11 @@ def _match(
             if best_len == 0:
                 i = segment[0]
                 diverge(i, p)
+                item = pattern[i]
+                assert isinstance(item, (str, HookMatcher))
+                out.missing = item
                 if p < n:
-                    searched = f"no hook from [{p}] on matches {_item_text(pattern[i])}"
+                    searched = f"no hook from [{p}] on matches {_item_text(item)}"
                     out.summary, out.diverged = searched, f"diverged: {searched}"
                     and_rows(i, p + 1)
                 return out
@@ -664,6 +707,8 @@ def assert_hook_sequence(source: Source, expected: Sequence[PatternItem]) -> Non
     if outcome.remains:
         remains = ", ".join(_item_text(item) for item in outcome.remains)
         lines.append(f"remains unmatched: {remains}")
+    if outcome.missing is not None:
+        lines += _never_ran(outcome.missing, subject)
     lines += [f"hint: {h}" for h in outcome.hints]
     left_out = len(subject.events) - len(compared)
     if left_out:
@@ -676,6 +721,55 @@ def assert_hook_sequence(source: Source, expected: Sequence[PatternItem]) -> Non
     lines.append("")
     lines += _timeline(subject.events, positions=positions, focus=focus)
     _fail("\n".join(lines))
+
+
+def _never_ran(item: HookMatcher | str, subject: _Subject) -> list[str]:
+    """For a hook that never ran: what happened instead (to the response and its
+    connection), and why the hook may be absent."""
+    name = item if isinstance(item, str) else item.name
+    requests = {id(e.request): e.request for e in subject.events if e.request}
+    if subject.multi or len(requests) != 1:
+        return []
+    [request] = requests.values()
+    ran = any(e.hook == name for e in request.events)
+    lines = []
+    if not ran:
+        lines.append(f"{name} never ran: {_what_happened(request)}.")
+        if name in _MISSING_HINTS:
+            lines.append(f"hint: {_MISSING_HINTS[name]}")
+    return lines
+
+
+def _what_happened(request: RequestRecord) -> str:
+    """What became of a request's response and connection, in a sentence."""
+    t0 = min(e.time for e in request.events)
+    conn = request.connection
+    parts: list[str] = []
+    if _got_conn(request) is None:
+        parts.append("the request never got a connection")
+    elif request.closed_at is not None:
+        back = any(e.hook == "put_idle_conn" for e in request.events)
+        parts.append(
+            f"the response was closed at {_ms(request.closed_at, t0)} "
+            f"{'going back' if back else 'without going back'} to the pool"
+        )
+    elif _is_leak(request):
+        parts.append("the response was never closed: its connection is still taken")
+    if request.error is not None:
+        parts.append(f"the call raised {_short(request.error, 80)}")
+    if conn is not None and conn.protocol == "HTTP/2":
+        parts.append(
+            f"its connection {_conn_label(request)} is HTTP/2, which is never put "
+            "back idle"
+        )
+    elif conn is not None and conn.closed_at is not None:
+        parts.append(
+            f"its connection {_conn_label(request)} was closed at "
+            f"{_ms(conn.closed_at, t0)}"
+        )
+    if not parts:
+        return f"the recording of request #{request.id} ends with {request.hooks[-1]}"
+    return "; ".join(parts)
 
 
 def _render_rows(rows: Sequence[_Row]) -> list[str]:

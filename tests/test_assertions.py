@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import itertools
+import re
 import subprocess
 import sys
 import textwrap
@@ -451,9 +452,51 @@ def test_failure_text_when_a_hook_never_comes() -> None:
               and:                            [2] wrote_headers
         diverged: no hook from [1] on matches 'got_first_response_byte'
         remains unmatched: 'got_first_response_byte', ...
+        got_first_response_byte never ran: the response was never closed: its connection is still taken.
         (not compared: 1 wrote_header_field call; a pattern that names wrote_header_field compares them)
         """  # noqa: E501
     )
+
+
+def test_failure_text_when_the_tail_of_the_pattern_never_ran() -> None:
+    """Issue #13 item 6: not "diverged at [9] wrote_request", but which hook never
+    ran and what happened to the connection instead."""
+    conn = make_connection(1, opened=0.0065, closed=0.0107)
+    request = make_request(
+        NEW_CONNECTION[:-1], conn=conn, returned=0.0135, closed=0.01067
+    )
+    message = fails(
+        assert_hook_sequence, request, [..., "got_first_response_byte", "put_idle_conn"]
+    )
+    assert message.split("\n\n")[0] == dedent(
+        """
+        hooks of request #1 GET https://example.test/ do not match the pattern ('put_idle_conn' never ran):
+          skipped: ...                        [0] get_conn .. [9] wrote_request (10 hooks)
+          matched: 'got_first_response_byte'  [10] got_first_response_byte
+          nomatch: 'put_idle_conn'            (end of the recording)
+        diverged at the end of the recording: 'put_idle_conn' never ran after [10] got_first_response_byte
+        remains unmatched: 'put_idle_conn'
+        put_idle_conn never ran: the response was closed at 10.670 ms without going back to the pool; its connection c1 was closed at 10.700 ms.
+        hint: put_idle_conn runs only when an HTTP/1.1 connection goes back to the idle pool: not for HTTP/2, not after `Connection: close`, and for a streamed response only once it was read or closed.
+        (not compared: 2 wrote_header_field calls; a pattern that names wrote_header_field compares them)
+        """  # noqa: E501
+    )
+    # A longer tail: only what is missing is "never ran".
+    message = fails(
+        assert_hook_sequence,
+        request,
+        [..., "wrote_request", "got_first_response_byte", "put_idle_conn"],
+    )
+    assert "('put_idle_conn' never ran)" in message.splitlines()[0]
+    # On HTTP/2 the explanation says so.
+    h2 = make_request(
+        REUSED[:-1], conn=make_connection(2, protocol="HTTP/2"), closed=0.006
+    )
+    message = fails(assert_hook_sequence, h2, [..., "put_idle_conn"])
+    assert (
+        "put_idle_conn never ran: the response was closed at 6.000 ms without going "
+        "back to the pool; its connection c2 is HTTP/2, which is never put back idle."
+    ) in message.splitlines()
 
 
 def test_failure_text_when_the_recording_ends_first() -> None:
@@ -571,7 +614,7 @@ def test_several_requests_are_named_in_the_transcript_and_the_legend() -> None:
           [3]  1.500  #2   -     worker-1/Task-7  got_conn reused=True was_idle=True idle_time=0.25
         """  # noqa: E501
     )
-    assert "  nomatch: 'put_idle_conn'  [3] #2 got_conn reused=True" in message
+    assert "  nomatch: 'put_idle_conn'  (end of the recording)" in message.splitlines()
 
 
 def test_long_recordings_are_shortened_around_the_divergence() -> None:
@@ -581,7 +624,7 @@ def test_long_recordings_are_shortened_around_the_divergence() -> None:
         assert_hook_sequence, request, ["get_conn", "got_conn", ..., "put_idle_conn"]
     )
     lines = message.splitlines()
-    assert "  nomatch: 'put_idle_conn'  [202] wrote_request" in lines
+    assert "  nomatch: 'put_idle_conn'  (end of the recording)" in lines
     timeline = lines[lines.index("timeline (ms since the first hook call):") + 1 :]
     assert len(timeline) < 45
     assert timeline[-1].endswith("wrote_request")
@@ -1083,6 +1126,28 @@ def test_real_unclosed_stream_is_a_leak(server: Any, recorder: Recorder) -> None
     assert "/stream/2  (status 200, connection c1, made at " in message
     assert message.splitlines()[1].endswith(f"test_assertions.py:{line})")
     assert_no_leaks(recorder)
+
+
+def test_real_response_closed_undrained_says_put_idle_conn_never_ran(
+    server: Any, recorder: Recorder
+) -> None:
+    with (
+        server.client() as client,
+        client.stream("GET", server.url("/stream/5")) as response,
+    ):
+        assert response.status_code == 200  # closed without reading the body
+    [request] = recorder.requests
+    message = fails(
+        assert_hook_sequence, request, [..., "got_first_response_byte", "put_idle_conn"]
+    )
+    lines = message.splitlines()
+    assert lines[0].endswith("do not match the pattern ('put_idle_conn' never ran):")
+    [fate] = [ln for ln in lines if ln.startswith("put_idle_conn never ran: ")]
+    assert re.fullmatch(
+        r"put_idle_conn never ran: the response was closed at [\d.]+ ms without going "
+        r"back to the pool; its connection c1 was closed at [\d.]+ ms\.",
+        fate,
+    ), fate
 
 
 def test_real_cache_hit_opens_no_connection(server: Any, recorder: Recorder) -> None:
