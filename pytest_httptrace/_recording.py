@@ -177,6 +177,9 @@ class RecordingPlugin:
             recorder = Recorder.start()
             recorder.phase = "setup"
             item.stash[recorder_key] = recorder
+            from ._reuse import _remember
+
+            _remember(recorder)  # reuse_verdict finds a request's siblings here
         return (yield)
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -315,8 +318,10 @@ def recorder_for(request: pytest.FixtureRequest) -> Recorder:
     stash: pytest.Stash = request.node.stash
     recorder = stash.get(recorder_key, None)
     if recorder is None:  # requested dynamically, with getfixturevalue()
+        from ._reuse import _remember
         from .recorder import Recorder
 
         recorder = Recorder.start()
         stash[recorder_key] = recorder
+        _remember(recorder)
     return recorder

@@ -565,9 +565,10 @@ def _match(
                 out.rows.append(_Row("nomatch:", expected, "(end of the recording)"))
                 out.remains = list(pattern[segment[k] :])
                 out.summary = f"{expected} never ran"
-                after = f" after {text(n - 1, False)}" if n else ""
+                last_hook = f" after {text(n - 1, False)}" if n else ""
                 out.diverged = (
-                    f"diverged at the end of the recording: {expected} never ran{after}"
+                    "diverged at the end of the recording: "
+                    f"{expected} never ran{last_hook}"
                 )
                 out.missing = item
                 out.focus = n - 1 if n else None
@@ -1186,9 +1187,16 @@ def _no_connection(request: RequestRecord) -> str:
     return f"{text}.\nits hooks: {hooks}"
 
 
-def assert_reused(request: RequestRecord) -> None:
+def assert_reused(
+    request: RequestRecord, among: Recorder | Iterable[RequestRecord] | None = None
+) -> None:
     """Assert that ``request`` got a reused connection (``got_conn`` with
     ``reused=True``).
+
+    On failure the message says why there was no reuse (`reuse_verdict`: the earlier
+    request to the same origin, and what became of its connection) and shows that
+    request's timeline with this one. ``among``: the requests to look for it in (by
+    default, the test's recorder).
 
     Example::
 
@@ -1206,23 +1214,33 @@ def assert_reused(request: RequestRecord) -> None:
         _fail(_no_connection(request))
     if got.args.get("reused"):
         return
+    from ._reuse import reuse_verdict
+
+    verdict = reuse_verdict(request, among)
+    shown = [r for r in (verdict.earlier, request) if r is not None]
     lines = [
         f"request {_req(request)} got a new connection ({_conn_text(request)}), "
         "expected a reused one:",
         f"  {_event_text(got)}",
+        f"why: {verdict.reason}.",
         "hint: a connection is reused only by the same client (share one client, do "
         "not create one per request), once the previous response was read or closed "
         "(HTTP/1.1), and while the server keeps it alive (no `Connection: close`, "
         "keep-alive timeout not expired).",
         "",
-        *_timeline(request.events),
+        *_timeline(_merged_events(shown)),
     ]
     _fail("\n".join(lines))
 
 
-def assert_new_connection(request: RequestRecord) -> None:
+def assert_new_connection(
+    request: RequestRecord, among: Recorder | Iterable[RequestRecord] | None = None
+) -> None:
     """Assert that ``request`` got a new connection (``got_conn`` with
     ``reused=False``): it was dialed for this request.
+
+    On failure the message names the earlier request whose connection was reused
+    (`reuse_verdict`) and shows its timeline with this one's.
 
     Example::
 
@@ -1237,6 +1255,10 @@ def assert_new_connection(request: RequestRecord) -> None:
         _fail(_no_connection(request))
     if not got.args.get("reused"):
         return
+    from ._reuse import reuse_verdict
+
+    verdict = reuse_verdict(request, among)
+    shown = [r for r in (verdict.earlier, request) if r is not None]
     idle = ""
     if got.args.get("was_idle"):
         idle = f", idle for {float(got.args.get('idle_time') or 0.0) * 1000:.3f} ms"
@@ -1244,11 +1266,12 @@ def assert_new_connection(request: RequestRecord) -> None:
         f"request {_req(request)} reused a connection ({_conn_text(request)}{idle}), "
         "expected a new one:",
         f"  {_event_text(got)}",
+        f"why: {verdict.reason}.",
         "hint: requests of one client reuse its pooled connections; a new connection "
         "needs a new client, a closed pool (client.close()), or a server that closed "
         "the previous one (`Connection: close`).",
         "",
-        *_timeline(request.events),
+        *_timeline(_merged_events(shown)),
     ]
     _fail("\n".join(lines))
 

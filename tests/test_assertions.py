@@ -828,22 +828,50 @@ def test_reused_and_new_connection() -> None:
     a, b = two_sequential()
     assert_new_connection(a)
     assert_reused(b)
-    message = fails(assert_reused, a)
+    message = fails(assert_reused, a, [a, b])
     assert message.split("\n\n")[0] == dedent(
         """
         request #1 GET https://example.test/ got a new connection (c1 HTTP/1.1 new), expected a reused one:
           got_conn reused=False was_idle=False
+        why: no earlier request to https://example.test:443 was recorded: the first request to an origin dials.
         hint: a connection is reused only by the same client (share one client, do not create one per request), once the previous response was read or closed (HTTP/1.1), and while the server keeps it alive (no `Connection: close`, keep-alive timeout not expired).
         """  # noqa: E501
     )
-    message = fails(assert_new_connection, b)
-    assert message.splitlines()[:2] == [
+    message = fails(assert_new_connection, b)  # finds #1 on its connection
+    assert message.splitlines()[:3] == [
         "request #2 GET https://example.test/ reused a connection (c1 HTTP/1.1 reused, "
         "idle for 250.000 ms), expected a new one:",
         "  got_conn reused=True was_idle=True idle_time=0.25",
+        "why: #2 reused connection c1, which #1 gave back at 13.000 ms (idle for "
+        "250.000 ms): the requests of one client share its pool.",
     ]
+    # The earlier request is shown with this one.
+    assert "\n  #1 GET https://example.test/  (status 200" in message
     with pytest.raises(TypeError, match="takes one request"):
         assert_reused([a])  # type: ignore[arg-type]
+
+
+def test_reuse_verdict_for_a_client_per_request() -> None:
+    from pytest_httptrace import reuse_verdict
+
+    a = make_request(
+        NEW_CONNECTION,
+        id=1,
+        conn=make_connection(1, closed=0.0145),
+        returned=0.0135,
+        closed=0.0125,
+    )
+    b = make_request(
+        NEW_CONNECTION, id=2, conn=make_connection(2), start=0.015, closed=0.03
+    )
+    verdict = reuse_verdict(b, [a, b])
+    assert (verdict.reused, verdict.earlier) == (False, a)
+    assert verdict.reason == (
+        "connection c1 of the earlier request #1 went back to the pool at 13.000 ms "
+        "but was closed at 14.500 ms, before #2 started at 15.000 ms: its client was "
+        "closed with it (one client per request?), or the server closed it"
+    )
+    assert reuse_verdict(a, [a, b]).earlier is None
 
 
 def test_connections_opened() -> None:
@@ -1148,6 +1176,72 @@ def test_real_response_closed_undrained_says_put_idle_conn_never_ran(
         r"back to the pool; its connection c1 was closed at [\d.]+ ms\.",
         fate,
     ), fate
+
+
+def _why(message: str) -> str:
+    [line] = [ln for ln in message.splitlines() if ln.startswith("why: ")]
+    return re.sub(r"\d+\.\d+ ms", "T ms", line)
+
+
+def test_real_reuse_verdicts(server: Any, recorder: Recorder) -> None:
+    """Issue #13 item 7: the sentence says why there was no reuse, and the message
+    shows the earlier request."""
+    # A client per request: the connection was closed with its client.
+    for _ in range(2):
+        with server.client() as client:
+            client.get(server.url("/"))
+    first, second = recorder.requests
+    message = fails(assert_reused, second, recorder)
+    assert _why(message) == (
+        "why: connection c1 of the earlier request #1 went back to the pool at T ms "
+        "but was closed at T ms, before #2 started at T ms: its client was closed "
+        "with it (one client per request?), or the server closed it."
+    )
+    assert (
+        f"\n  {_req_line(first)}" in message and f"\n  {_req_line(second)}" in message
+    )
+
+    # The server said `Connection: close`.
+    recorder.clear()
+    with server.client() as client:
+        client.get(server.url("/close"))
+        client.get(server.url("/close"))
+    message = fails(assert_reused, recorder.requests[1], recorder)
+    assert _why(message) == (
+        "why: connection c1 of the earlier request #1 never went back to the pool: "
+        "the response was closed at T ms and the connection with it at T ms, before "
+        "#2 started at T ms (the server answered `Connection: close`, or the response "
+        "was closed before its body was read)."
+    )
+
+    # The earlier response was never closed: its connection was still taken.
+    recorder.clear()
+    with server.client() as client:
+        leaked = client.send(client.build_request("GET", server.url("/")), stream=True)
+        client.get(server.url("/"))
+        message = fails(assert_reused, recorder.requests[1], recorder)
+        leaked.close()
+    assert _why(message) == (
+        "why: the response of the earlier request #1 was not read or closed, so "
+        "connection c1 was still taken when #2 started at T ms: close each response "
+        "(`with client.stream(...)`) before the next request."
+    )
+
+    # Another client's connection was idle in its pool.
+    recorder.clear()
+    with server.client() as one, server.client() as other:
+        one.get(server.url("/"))
+        other.get(server.url("/"))
+        message = fails(assert_reused, recorder.requests[1], recorder)
+    assert _why(message) == (
+        "why: connection c1 of the earlier request #1 was idle in the pool from T ms "
+        "and still open when #2 started at T ms: #2 came from another client (each "
+        "client has its own pool)."
+    )
+
+
+def _req_line(request: RequestRecord) -> str:
+    return f"#{request.id} {request.method} {request.url}  (status {request.status}"
 
 
 def test_real_cache_hit_opens_no_connection(server: Any, recorder: Recorder) -> None:
