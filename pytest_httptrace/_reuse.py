@@ -19,6 +19,7 @@ Example::
 
 from __future__ import annotations
 
+import math
 import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -78,6 +79,11 @@ def _siblings(
 
 def _start(request: RequestRecord) -> float:
     return min(e.time for e in request.events)
+
+
+def _got_conn_time(request: RequestRecord) -> float:
+    got = _got_conn(request)
+    return math.inf if got is None else got.time
 
 
 def _put_back(request: RequestRecord) -> float | None:
@@ -157,7 +163,7 @@ def _why_reused(
             reason=f"#{request.id} took {conn} from its client's pool{idle}; the "
             "request that used it first was not recorded",
         )
-    earlier = max(before, key=lambda r: _got_conn(r).time)  # type: ignore[union-attr]
+    earlier = max(before, key=_got_conn_time)
     t0 = min(begin, _start(earlier))
     released = _released(earlier)
     http2 = request.connection is not None and request.connection.protocol == "HTTP/2"
@@ -253,8 +259,8 @@ def _why_new(
         elif http2:
             reason = (
                 f"{conn} (HTTP/2) of the earlier request #{earlier.id} was open when "
-                f"{start}: a request of the same client would have shared it; #"
-                f"{request.id} came from another client, or both dialed at once"
+                f"{start}: a request of the same client would have shared it; "
+                f"#{request.id} came from another client, or both dialed at once"
             )
         else:
             until = _ms(released, t0) if released is not None else "?"

@@ -1227,6 +1227,20 @@ def test_real_reuse_verdicts(server: Any, recorder: Recorder) -> None:
         "(`with client.stream(...)`) before the next request."
     )
 
+    # The earlier response was still being read: its connection was in use.
+    recorder.clear()
+    with (
+        server.client() as client,
+        client.stream("GET", server.url("/stream/2")) as streaming,
+    ):
+        client.get(server.url("/"))
+        streaming.read()
+    message = fails(assert_reused, recorder.requests[1], recorder)
+    assert _why(message) == (
+        "why: connection c1 was in use by the earlier request #1 (until T ms) when #2 "
+        "started at T ms: an HTTP/1.1 connection serves one request at a time."
+    )
+
     # Another client's connection was idle in its pool.
     recorder.clear()
     with server.client() as one, server.client() as other:
