@@ -15,6 +15,7 @@ from ._version import __version__
 
 if TYPE_CHECKING:
     from ._recording import HTTPTraceLeakWarning
+    from ._reuse import ReuseVerdict, reuse_verdict
     from .assertions import (
         HookMatcher,
         PatternItem,
@@ -80,6 +81,7 @@ _MODULES = {
     ),
     "httpx_trace": ("RequestAbortedByHook", "wait_for_100_continue"),
     "_recording": ("HTTPTraceLeakWarning",),
+    "_reuse": ("ReuseVerdict", "reuse_verdict"),
 }
 _WHERE = {name: module for module, names in _MODULES.items() for name in names}
 
@@ -98,6 +100,7 @@ __all__ = [
     "Recorder",
     "RequestAbortedByHook",
     "RequestRecord",
+    "ReuseVerdict",
     "TLSConnectionState",
     "WroteRequestInfo",
     "__version__",
@@ -115,6 +118,7 @@ __all__ = [
     "find_leaks",
     "hook",
     "render_timeline",
+    "reuse_verdict",
     "wait_for_100_continue",
     "with_client_trace",
 ]

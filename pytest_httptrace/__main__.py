@@ -453,7 +453,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--cacert",
         metavar="FILE",
-        help="also trust this CA bundle (PEM); verification is never disabled",
+        help="trust this CA bundle (PEM) instead of the default ones; verification "
+        "is never disabled",
     )
     parser.add_argument(
         "--repeat",
@@ -509,8 +510,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             if given
         ]
+        if extra == ["--http2"]:
+            parser.error(
+                "--http2 needs a URL: `httptrace URL --http2` offers HTTP/2 to that "
+                "server. The tour takes no options: it already shows HTTP/2 (steps 3 "
+                "and 6: two streams on one connection, early hints); run `httptrace` "
+                "alone to see them."
+            )
         if extra:
-            parser.error(f"{', '.join(extra)} need a URL (the tour takes no options)")
+            verb = "needs" if len(extra) == 1 else "need"
+            parser.error(
+                f"{', '.join(extra)} {verb} a URL (the tour takes no options): "
+                f"httptrace URL {' '.join(extra)} ..."
+            )
     try:
         if args.url is None:
             return _tour(out)

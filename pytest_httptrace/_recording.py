@@ -9,6 +9,9 @@ report.
 
 from __future__ import annotations
 
+import contextlib
+import gc
+import inspect
 import os
 import re
 import warnings
@@ -19,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import pytest
 
 if TYPE_CHECKING:  # imported when a test records: loading the plugin stays cheap
-    from .recorder import Recorder
+    from .recorder import Recorder, RequestRecord
 
 LeakMode = Literal["off", "warn", "error"]
 LEAK_MODES: tuple[LeakMode, ...] = ("off", "warn", "error")
@@ -119,6 +122,8 @@ def _wait_setting(value: object) -> float | None:
 
 settings_key = pytest.StashKey[TestSettings]()
 waiting_key = pytest.StashKey[bool]()
+#: The test leaked a response, and it was reported.
+leaked_key = pytest.StashKey[bool]()
 
 
 def settings_of(item: pytest.Item) -> TestSettings:
@@ -152,6 +157,8 @@ class RecordingPlugin:
             # drops its handler's records after the test).
             if recorder_key in item.stash:
                 del item.stash[recorder_key]
+            if item.stash.get(leaked_key, False):
+                _collect_leaked()
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, None, None]:
@@ -174,6 +181,9 @@ class RecordingPlugin:
                 recorder = Recorder.start()
                 recorder.phase = "setup"
                 item.stash[recorder_key] = recorder
+                from ._reuse import _remember
+
+                _remember(recorder)  # reuse_verdict finds a request's siblings here
         except UnsupportedVersionError as exc:
             unsupported = exc
         if unsupported is None:
@@ -236,20 +246,31 @@ class RecordingPlugin:
             assert_no_leaks(leaks)
         except AssertionError as error:
             message = str(error)
+        _close_leaked(leaks)
+        item.stash[leaked_key] = True
         if mode == "error":
             pytest.fail(message, pytrace=False)
         # Point the warning at the user's line that made the first leaking request.
         filename, _, line = (leaks[0].origin or "").rpartition(":")
-        if filename and line.isdigit():
-            warnings.warn_explicit(
-                HTTPTraceLeakWarning(message),
-                HTTPTraceLeakWarning,
-                filename,
-                int(line),
-                registry={},  # report every leak, not once per line
-            )
+        try:
+            if filename and line.isdigit():
+                warnings.warn_explicit(
+                    HTTPTraceLeakWarning(message),
+                    HTTPTraceLeakWarning,
+                    filename,
+                    int(line),
+                    registry={},  # report every leak, not once per line
+                )
+            else:
+                warnings.warn(HTTPTraceLeakWarning(message), stacklevel=1)
+        except HTTPTraceLeakWarning:
+            # `-W error` / `filterwarnings = error` turned the warning into an
+            # exception: report it as --httptrace-leaks=error does, not as a
+            # traceback through this plugin's teardown.
+            pass
         else:
-            warnings.warn(HTTPTraceLeakWarning(message), stacklevel=1)
+            return
+        pytest.fail(message, pytrace=False)
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(
@@ -259,13 +280,50 @@ class RecordingPlugin:
         recorder = item.stash.get(recorder_key, None)
         if recorder is not None and report.failed:
             requests = recorder.get_records(call.when)
+            title = f"Captured httptrace {call.when}"
+            if requests and call.excinfo is not None:
+                # A helper's message (or the user's, built with render_timeline)
+                # already has a timeline: the section adds only what it left out.
+                from .assertions import _requests_not_shown
+
+                shown_before = len(requests)
+                requests = _requests_not_shown(str(call.excinfo.value), requests)
+                if len(requests) < shown_before:
+                    title += " (requests not in the failure message)"
             if requests:
                 from .assertions import render_timeline
 
-                report.sections.append(
-                    (f"Captured httptrace {call.when}", render_timeline(requests))
-                )
+                report.sections.append((title, render_timeline(requests)))
         return report
+
+
+def _close_leaked(leaks: list[RequestRecord]) -> None:
+    """Close the connections of leaked responses, once the leak is reported.
+
+    The test is over and nothing will read them: left open, their sockets would be
+    garbage-collected in some later test, as a ``ResourceWarning`` there (an error
+    under ``-W error``). Connections whose ``close()`` is a coroutine function
+    (async clients) are left to their client: their event loop is gone.
+    """
+    for request in leaks:
+        conn = None if request.connection is None else request.connection.conn
+        close = getattr(conn, "close", None)
+        if close is None or inspect.iscoroutinefunction(close):
+            continue
+        with contextlib.suppress(Exception):
+            close()
+
+
+def _collect_leaked() -> None:
+    """Collect the garbage of a test whose leak was just reported, now, quietly.
+
+    What `_close_leaked` could not close (the transport of an async client whose event
+    loop has ended) would otherwise be garbage-collected in a later test, with a
+    ``ResourceWarning`` (an error under ``-W error``) about a leak already reported.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
 
 
 def recorder_for(request: pytest.FixtureRequest) -> Recorder:
@@ -273,8 +331,10 @@ def recorder_for(request: pytest.FixtureRequest) -> Recorder:
     stash: pytest.Stash = request.node.stash
     recorder = stash.get(recorder_key, None)
     if recorder is None:  # requested dynamically, with getfixturevalue()
+        from ._reuse import _remember
         from .recorder import Recorder
 
         recorder = Recorder.start()
         stash[recorder_key] = recorder
+        _remember(recorder)
     return recorder

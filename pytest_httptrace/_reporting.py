@@ -35,7 +35,9 @@ class ReportPlugin:
     def __init__(self, config: pytest.Config, path: Path) -> None:
         self.config = config
         self.path = path
-        self.tests: list[tuple[str, list[RequestData]]] = []
+        self.tests: list[tuple[str, list[RequestData], str | None]] = []
+        #: Each running test's outcome so far, by node id (see `_outcome`).
+        self._outcomes: dict[str, str] = {}
         self.written: tuple[Path, Path] | None = None
         self.error: str | None = None
         self.is_worker = hasattr(config, "workerinput")
@@ -74,14 +76,22 @@ class ReportPlugin:
         finally:
             recorder = item.stash.get(recorder_key, None)
             requests = [] if recorder is None else recorder.all_requests
-            self.tests.append((item.nodeid, [request_data(r) for r in requests]))
+            outcome = self._outcomes.pop(item.nodeid, None)
+            data = [request_data(r) for r in requests]
+            self.tests.append((item.nodeid, data, outcome))
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self._outcomes[report.nodeid] = _outcome(
+            self._outcomes.get(report.nodeid), report
+        )
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any, error: object) -> None:
         """pytest-xdist, on the controller: a worker finished; take its tests."""
         output = getattr(node, "workeroutput", None) or {}
-        for name, requests in output.get(_WORKER_KEY, ()):
-            self.tests.append((str(name), list(requests)))
+        for name, requests, *outcome in output.get(_WORKER_KEY, ()):
+            word = outcome[0] if outcome else None
+            self.tests.append((str(name), list(requests), word))
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if self.is_worker:
@@ -107,7 +117,23 @@ class ReportPlugin:
             )
 
 
-def _first_start(test: tuple[str, list[RequestData]]) -> float:
+def _outcome(so_far: str | None, report: pytest.TestReport) -> str:
+    """A test's outcome as pytest's summary words it, from its phase reports:
+    ``error`` (setup or teardown failed), ``failed``, ``skipped``, ``xfailed``,
+    ``xpassed`` or ``passed``. A failure is never overwritten by a later phase."""
+    if so_far in ("error", "failed"):
+        return so_far
+    xfail = hasattr(report, "wasxfail")
+    if report.failed:
+        return "failed" if report.when == "call" else "error"
+    if report.skipped:
+        return "xfailed" if xfail else "skipped"
+    if report.when == "call":
+        return "xpassed" if xfail else "passed"
+    return so_far or "passed"
+
+
+def _first_start(test: tuple[str, list[RequestData], str | None]) -> float:
     """Sort key: when the test's first request started (tests without any last)."""
     starts = [request_bounds(r)[0] for r in test[1]]
     return min(starts) if starts else math.inf

@@ -274,15 +274,17 @@ def _merged_events(requests: Iterable[RequestRecord]) -> list[Event]:
     return events
 
 
-def _requests(source: object, fn: str) -> list[RequestRecord]:
+def _requests(
+    source: object, fn: str, *, allow_empty: bool = False
+) -> list[RequestRecord]:
     """The requests a helper looks at: a recorder's (current phase), or those given.
-    Fails if there are none."""
+    Fails if there are none, unless ``allow_empty``."""
     __tracebackhide__ = True
     if isinstance(source, RequestRecord):
         return [source]
     if isinstance(source, Recorder):
         requests = source.requests
-        if not requests:
+        if not requests and not allow_empty:
             _fail(_nothing_recorded(source))
         return requests
     items = _items(source, fn)
@@ -292,7 +294,7 @@ def _requests(source: object, fn: str) -> list[RequestRecord]:
                 f"{fn}(): item {i} is {_short(x, 60)} ({type(x).__name__}); "
                 "expected a Recorder or RequestRecords."
             )
-    if not items:
+    if not items and not allow_empty:
         _fail(_nothing_recorded(None, "the list of requests given is empty"))
     return [x for x in items if isinstance(x, RequestRecord)]
 
@@ -374,6 +376,9 @@ class _Outcome:
     remains: list[PatternItem] = field(default_factory=list)
     hints: list[str] = field(default_factory=list)
     focus: int | None = None
+    #: The first pattern item that matches no hook from where it was looked for on:
+    #: a hook that never ran (the message then says what happened instead).
+    missing: HookMatcher | str | None = None
 
 
 def _item_text(item: PatternItem) -> str:
@@ -480,6 +485,22 @@ def _match(
                 best_pos, best_len = q, j
         return None, best_pos, best_len
 
+    def fits(segment: list[int], start: int) -> bool:
+        """Whether ``segment`` matches the events from ``start`` to the end."""
+        return start + len(segment) == n and all(
+            same(i, start + j) for j, i in enumerate(segment)
+        )
+
+    def tail_run(segment: list[int], start: int) -> int:
+        """The largest k < len(segment) such that the first k items of ``segment``
+        match the last k events (at or after ``start``); 0 if none."""
+        for k in range(min(len(segment) - 1, n - start), 0, -1):
+            if same(segment[k - 1], n - 1) and all(
+                same(segment[j], n - k + j) for j in range(k - 1)
+            ):
+                return k
+        return 0
+
     def names(segment: list[int]) -> str:
         return ", ".join(_item_text(pattern[i]) for i in segment)
 
@@ -542,6 +563,28 @@ def _match(
                 return out
         elif last:
             q = max(p, n - len(segment))
+            ok = fits(segment, q)
+            k = 0 if ok else tail_run(segment, p)
+            if not ok and (k or not any(same(segment[0], x) for x in range(p, n))):
+                # The recording ends with the first k items (maybe none) of the
+                # segment, and its next item matches nothing: it never ran.
+                skipped(p, n - k)
+                for j in range(k):
+                    matched(segment[j], n - k + j)
+                item = pattern[segment[k]]
+                assert isinstance(item, (str, HookMatcher))
+                expected = _item_text(item)
+                out.rows.append(_Row("nomatch:", expected, "(end of the recording)"))
+                out.remains = list(pattern[segment[k] :])
+                out.summary = f"{expected} never ran"
+                last_hook = f" after {text(n - 1, False)}" if n else ""
+                out.diverged = (
+                    "diverged at the end of the recording: "
+                    f"{expected} never ran{last_hook}"
+                )
+                out.missing = item
+                out.focus = n - 1 if n else None
+                return out
             skipped(p, q)
             if not compare_at(segment, q):
                 found, _, _ = search(segment, p)
@@ -565,8 +608,11 @@ def _match(
             if best_len == 0:
                 i = segment[0]
                 diverge(i, p)
+                item = pattern[i]
+                assert isinstance(item, (str, HookMatcher))
+                out.missing = item
                 if p < n:
-                    searched = f"no hook from [{p}] on matches {_item_text(pattern[i])}"
+                    searched = f"no hook from [{p}] on matches {_item_text(item)}"
                     out.summary, out.diverged = searched, f"diverged: {searched}"
                     and_rows(i, p + 1)
                 return out
@@ -674,6 +720,8 @@ def assert_hook_sequence(source: Source, expected: Sequence[PatternItem]) -> Non
     if outcome.remains:
         remains = ", ".join(_item_text(item) for item in outcome.remains)
         lines.append(f"remains unmatched: {remains}")
+    if outcome.missing is not None:
+        lines += _never_ran(outcome.missing, subject)
     lines += [f"hint: {h}" for h in outcome.hints]
     left_out = len(subject.events) - len(compared)
     if left_out:
@@ -686,6 +734,55 @@ def assert_hook_sequence(source: Source, expected: Sequence[PatternItem]) -> Non
     lines.append("")
     lines += _timeline(subject.events, positions=positions, focus=focus)
     _fail("\n".join(lines))
+
+
+def _never_ran(item: HookMatcher | str, subject: _Subject) -> list[str]:
+    """For a hook that never ran: what happened instead (to the response and its
+    connection), and why the hook may be absent."""
+    name = item if isinstance(item, str) else item.name
+    requests = {id(e.request): e.request for e in subject.events if e.request}
+    if subject.multi or len(requests) != 1:
+        return []
+    [request] = requests.values()
+    ran = any(e.hook == name for e in request.events)
+    lines = []
+    if not ran:
+        lines.append(f"{name} never ran: {_what_happened(request)}.")
+        if name in _MISSING_HINTS:
+            lines.append(f"hint: {_MISSING_HINTS[name]}")
+    return lines
+
+
+def _what_happened(request: RequestRecord) -> str:
+    """What became of a request's response and connection, in a sentence."""
+    t0 = min(e.time for e in request.events)
+    conn = request.connection
+    parts: list[str] = []
+    if _got_conn(request) is None:
+        parts.append("the request never got a connection")
+    elif request.closed_at is not None:
+        back = any(e.hook == "put_idle_conn" for e in request.events)
+        parts.append(
+            f"the response was closed at {_ms(request.closed_at, t0)} "
+            f"{'going back' if back else 'without going back'} to the pool"
+        )
+    elif _is_leak(request):
+        parts.append("the response was never closed: its connection is still taken")
+    if request.error is not None:
+        parts.append(f"the call raised {_short(request.error, 80)}")
+    if conn is not None and conn.protocol == "HTTP/2":
+        parts.append(
+            f"its connection {_conn_label(request)} is HTTP/2, which is never put "
+            "back idle"
+        )
+    elif conn is not None and conn.closed_at is not None:
+        parts.append(
+            f"its connection {_conn_label(request)} was closed at "
+            f"{_ms(conn.closed_at, t0)}"
+        )
+    if not parts:
+        return f"the recording of request #{request.id} ends with {request.hooks[-1]}"
+    return "; ".join(parts)
 
 
 def _render_rows(rows: Sequence[_Row]) -> list[str]:
@@ -1102,9 +1199,16 @@ def _no_connection(request: RequestRecord) -> str:
     return f"{text}.\nits hooks: {hooks}"
 
 
-def assert_reused(request: RequestRecord) -> None:
+def assert_reused(
+    request: RequestRecord, among: Recorder | Iterable[RequestRecord] | None = None
+) -> None:
     """Assert that ``request`` got a reused connection (``got_conn`` with
     ``reused=True``).
+
+    On failure the message says why there was no reuse (`reuse_verdict`: the earlier
+    request to the same origin, and what became of its connection) and shows that
+    request's timeline with this one. ``among``: the requests to look for it in (by
+    default, the test's recorder).
 
     Example::
 
@@ -1122,23 +1226,33 @@ def assert_reused(request: RequestRecord) -> None:
         _fail(_no_connection(request))
     if got.args.get("reused"):
         return
+    from ._reuse import reuse_verdict
+
+    verdict = reuse_verdict(request, among)
+    shown = [r for r in (verdict.earlier, request) if r is not None]
     lines = [
         f"request {_req(request)} got a new connection ({_conn_text(request)}), "
         "expected a reused one:",
         f"  {_event_text(got)}",
+        f"why: {verdict.reason}.",
         "hint: a connection is reused only by the same client (share one client, do "
         "not create one per request), once the previous response was read or closed "
         "(HTTP/1.1), and while the server keeps it alive (no `Connection: close`, "
         "keep-alive timeout not expired).",
         "",
-        *_timeline(request.events),
+        *_timeline(_merged_events(shown)),
     ]
     _fail("\n".join(lines))
 
 
-def assert_new_connection(request: RequestRecord) -> None:
+def assert_new_connection(
+    request: RequestRecord, among: Recorder | Iterable[RequestRecord] | None = None
+) -> None:
     """Assert that ``request`` got a new connection (``got_conn`` with
     ``reused=False``): it was dialed for this request.
+
+    On failure the message names the earlier request whose connection was reused
+    (`reuse_verdict`) and shows its timeline with this one's.
 
     Example::
 
@@ -1153,6 +1267,10 @@ def assert_new_connection(request: RequestRecord) -> None:
         _fail(_no_connection(request))
     if not got.args.get("reused"):
         return
+    from ._reuse import reuse_verdict
+
+    verdict = reuse_verdict(request, among)
+    shown = [r for r in (verdict.earlier, request) if r is not None]
     idle = ""
     if got.args.get("was_idle"):
         idle = f", idle for {float(got.args.get('idle_time') or 0.0) * 1000:.3f} ms"
@@ -1160,11 +1278,12 @@ def assert_new_connection(request: RequestRecord) -> None:
         f"request {_req(request)} reused a connection ({_conn_text(request)}{idle}), "
         "expected a new one:",
         f"  {_event_text(got)}",
+        f"why: {verdict.reason}.",
         "hint: requests of one client reuse its pooled connections; a new connection "
         "needs a new client, a closed pool (client.close()), or a server that closed "
         "the previous one (`Connection: close`).",
         "",
-        *_timeline(request.events),
+        *_timeline(_merged_events(shown)),
     ]
     _fail("\n".join(lines))
 
@@ -1181,11 +1300,23 @@ def assert_connections_opened(
             for _ in range(10):
                 client.get(httptrace_server.url())
         assert_connections_opened(httptrace_recorder, 1)
+
+    An empty recording is a valid answer: ``assert_connections_opened(recorder, 0)``
+    passes when no request reached the network (a cache hit, say).
     """
     __tracebackhide__ = True
     if isinstance(n, bool) or not isinstance(n, int) or n < 0:
         raise ValueError(f"n must be a non-negative int, not {n!r}")
-    requests = _requests(recorder, "assert_connections_opened")
+    requests = _requests(recorder, "assert_connections_opened", allow_empty=True)
+    if not requests:
+        if n == 0:
+            return
+        plural = "connection" if n == 1 else "connections"
+        _fail(
+            f"expected exactly {n} {plural} to be opened, 0 were: no request was "
+            "recorded.\n"
+            + _nothing_recorded(recorder if isinstance(recorder, Recorder) else None)
+        )
     new = [
         r
         for r in requests
@@ -1393,6 +1524,27 @@ def render_timeline(
     )
 
 
+def _requests_not_shown(
+    message: str, requests: Iterable[RequestRecord]
+) -> list[RequestRecord]:
+    """The requests whose timeline ``message`` does not show: all of them if it has
+    no timeline, else those its legend does not name. The plugin's report section
+    uses it so that a failure prints each timeline once."""
+    requests = list(requests)
+    # Assertion rewriting marks the lines of a message with "~" and indents them
+    # (`assert ok, render_timeline(...)`): compare the lines stripped of both.
+    lines = [line.lstrip(" ~") for line in message.splitlines()]
+    if _TIMELINE_HEADER not in lines:
+        return requests
+    legend = lines[: lines.index(_TIMELINE_HEADER)]
+    named = {line.partition("  (")[0] for line in legend}
+    return [r for r in requests if _req(r) not in named]
+
+
+#: The line that starts every timeline, after its legend of requests.
+_TIMELINE_HEADER = "timeline (ms since the first hook call):"
+
+
 class _Entry(NamedTuple):
     """One line of a timeline: ``events[start:stop]`` (one event, or a run of header
     fields folded together) and the position of that event in a pattern match."""
@@ -1526,7 +1678,7 @@ def _timeline(
         lines.append(f"  ... and {len(requests) - len(listed)} more")
     if not requests:
         lines.append("  (events not attributed to a request)")
-    lines.append("timeline (ms since the first hook call):")
+    lines.append(_TIMELINE_HEADER)
     lines.append(line(header).rstrip())
     for k, (i, cells) in enumerate(zip(shown, rows, strict=True)):
         if i is None or cells is None:

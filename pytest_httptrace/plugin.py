@@ -102,8 +102,9 @@ def httptrace_recorder(request: pytest.FixtureRequest) -> Iterator[Recorder]:
 
 # -- servers --
 # Local servers on loopback, started once per session (per xdist worker) by the
-# private session fixtures; the public fixtures reset them after each test and report
-# there what went wrong on the server side during it. See docs/servers.md.
+# session fixtures (public for the hypercorn servers, so shared clients can build on
+# them); the per-test fixtures reset them after each test and report there what went
+# wrong on the server side during it. See docs/servers.md.
 
 if TYPE_CHECKING:
     import trustme
@@ -121,7 +122,22 @@ def httptrace_ca() -> trustme.CA:
 
 
 @pytest.fixture(scope="session")
-def _httptrace_server_session(httptrace_ca: trustme.CA) -> Iterator[TestServer]:
+def httptrace_session_server(httptrace_ca: trustme.CA) -> Iterator[TestServer]:
+    """The local TLS test server, session-scoped: for clients shared by many tests.
+
+    The same server object as `httptrace_server`, without the per-test reset: a
+    module- or session-scoped client fixture builds on this one (one over
+    ``httptrace_server`` is a ``ScopeMismatch``). Tests that also ask for
+    ``httptrace_server`` get the per-test reset and checks. Example::
+
+        @pytest.fixture(scope="module")
+        def api(httptrace_session_server):
+            with httptrace_session_server.client() as client:
+                yield client
+
+        def test_first(api, httptrace_server, httptrace_recorder):
+            api.get("/")
+    """
     from .server import start_server
 
     with start_server(ca=httptrace_ca) as server:
@@ -129,7 +145,8 @@ def _httptrace_server_session(httptrace_ca: trustme.CA) -> Iterator[TestServer]:
 
 
 @pytest.fixture(scope="session")
-def _httptrace_http_server_session(httptrace_ca: trustme.CA) -> Iterator[TestServer]:
+def httptrace_session_http_server(httptrace_ca: trustme.CA) -> Iterator[TestServer]:
+    """`httptrace_session_server` without TLS: the server of `httptrace_http_server`."""
     from .server import start_server
 
     with start_server(tls=False, ca=httptrace_ca) as server:
@@ -166,7 +183,7 @@ def _per_test(server: _Server) -> Iterator[_Server]:
 
 
 @pytest.fixture
-def httptrace_server(_httptrace_server_session: TestServer) -> Iterator[TestServer]:
+def httptrace_server(httptrace_session_server: TestServer) -> Iterator[TestServer]:
     """The local TLS test server (hypercorn; HTTP/1.1 and HTTP/2 by ALPN).
 
     Custom routes and the log are reset after each test; a route handler that raised
@@ -179,15 +196,15 @@ def httptrace_server(_httptrace_server_session: TestServer) -> Iterator[TestServ
             [conn] = httptrace_server.log.connections
             assert len(conn.requests) == 2
     """
-    yield from _per_test(_httptrace_server_session)
+    yield from _per_test(httptrace_session_server)
 
 
 @pytest.fixture
 def httptrace_http_server(
-    _httptrace_http_server_session: TestServer,
+    httptrace_session_http_server: TestServer,
 ) -> Iterator[TestServer]:
     """`httptrace_server` without TLS (``http://``; HTTP/2 by prior knowledge only)."""
-    yield from _per_test(_httptrace_http_server_session)
+    yield from _per_test(httptrace_session_http_server)
 
 
 @pytest.fixture

@@ -538,6 +538,8 @@ class RawServer(_Endpoint):
         self._scripts: list[tuple[Step, ...]] = []
         self._connections: list[RawConnection] = []
         self._runners: list[_Runner] = []
+        #: Scripts whose unreached steps `check` has reported.
+        self._reported: set[int] = set()
         self._listeners: list[socket.socket] = []
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -603,11 +605,48 @@ class RawServer(_Endpoint):
                 conn.error = None
         return errors
 
-    def check(self) -> None:
-        """Raise `RawScriptError` if a connection did not go as scripted."""
-        errors = self.pop_errors()
+    def check(self, *, grace: float = 1.0) -> None:
+        """Raise `RawScriptError` if a connection did not go as scripted.
+
+        Besides the errors of `pop_errors`, a scripted step never reached is one: a
+        script whose connection never arrived, or a connection whose script had not
+        finished (after up to `grace` seconds for it to finish). The fixture calls
+        this after each test; each problem is reported once.
+        """
+        errors = self.pop_errors() + self._unreached(grace)
         if errors:
             raise RawScriptError("\n".join(errors))
+
+    def _unreached(self, grace: float) -> list[str]:
+        """Scripted steps that did not run: see `check`."""
+        with self._lock:
+            scripts = list(self._scripts)
+        deadline = time.monotonic() + grace
+        for conn in self.connections:
+            conn._finished.wait(max(0.0, deadline - time.monotonic()))
+        conns = self.connections
+        problems = []
+        for index, steps in enumerate(scripts):
+            if index in self._reported or not steps:
+                continue
+            if index >= len(conns):
+                problems.append(
+                    f"script {index} ({_steps_text(steps)}) never ran: "
+                    f"{_count(len(conns), 'connection')} arrived, "
+                    f"{len(scripts)} scripted; step 0 {_clip(steps[0])} was never "
+                    "reached"
+                )
+            elif not conns[index].finished:
+                done = conns[index].steps_done
+                problems.append(
+                    f"connection {index}, step {done} {_clip(steps[done])}: not done "
+                    f"when the test ended ({done} of {len(steps)} steps ran; script "
+                    f"{index}: {_steps_text(steps)})"
+                )
+            else:
+                continue
+            self._reported.add(index)
+        return problems
 
     def reset(self) -> None:
         """Drop every connection and forget scripts and records (fixture teardown)."""
@@ -615,6 +654,7 @@ class RawServer(_Endpoint):
             runners, self._runners = self._runners, []
             self._scripts.clear()
             self._connections.clear()
+            self._reported.clear()
         for runner in runners:
             runner.interrupt()
         for runner in runners:
@@ -696,6 +736,19 @@ class RawServer(_Endpoint):
     def __repr__(self) -> str:
         state = "running" if self._thread is not None else "stopped"
         return f"<RawServer {self.scheme}://{self.host}:{self.port} {state}>"
+
+
+def _clip(step: Step, limit: int = 60) -> str:
+    text = repr(step)
+    return text if len(text) <= limit else text[: limit - 4] + "...)"
+
+
+def _steps_text(steps: Sequence[Step]) -> str:
+    return ", ".join(type(step).__name__ for step in steps)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def start_raw_server(

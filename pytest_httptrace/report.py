@@ -38,8 +38,10 @@ from ._version import __version__
 from .waterfall import (
     PHASE_TITLES,
     PHASES,
+    ConnectionData,
     RequestData,
     format_ms,
+    is_leaked,
     request_bounds,
     request_data,
     request_spans,
@@ -51,7 +53,15 @@ if TYPE_CHECKING:
 __all__ = ["chrome_trace", "html_report", "report_paths", "write_report"]
 
 RequestLike = Union["RequestRecord", RequestData]
-TestRequests = tuple[str, Sequence[RequestLike]]
+#: One test: ``(name, requests)``, or ``(name, requests, outcome)`` where outcome is
+#: pytest's word for it (``"passed"``, ``"failed"``, ``"error"``, ``"skipped"``, ...).
+TestRequests = (
+    tuple[str, Sequence[RequestLike]] | tuple[str, Sequence[RequestLike], str | None]
+)
+_Test = tuple[str, list[RequestData], str | None]
+
+#: Outcomes drawn as a failure.
+_FAILED = frozenset({"failed", "error"})
 
 #: Hooks drawn as spans (start and done together) rather than instant events.
 _SPAN_HOOKS = frozenset(
@@ -104,12 +114,23 @@ def write_report(
     return json_path, html_path
 
 
-def _normalize(tests: Iterable[TestRequests]) -> list[tuple[str, list[RequestData]]]:
-    result = []
-    for name, requests in tests:
+def _normalize(tests: Iterable[TestRequests]) -> list[_Test]:
+    result: list[_Test] = []
+    for test in tests:
+        name, requests = test[0], test[1]
+        outcome = test[2] if len(test) > 2 else None
         data = [r if isinstance(r, dict) else request_data(r) for r in requests]
-        result.append((str(name), data))
+        result.append((str(name), data, None if outcome is None else str(outcome)))
     return result
+
+
+def _connection(request: RequestData) -> ConnectionData | None:
+    """The connection that served ``request``: none if every dial it made failed
+    (a refused connect is not a connection, whatever the record says)."""
+    dials = [e for e in request["events"] if e["hook"] == "connect_done"]
+    if dials and all(e["args"].get("err") is not None for e in dials):
+        return None
+    return request["connection"]
 
 
 # -- tracks: one per connection (plus one per extra concurrent HTTP/2 stream) --------
@@ -128,7 +149,7 @@ def _tracks(requests: Sequence[RequestData]) -> list[_Track]:
     """Group requests by connection; overlapping ones go to extra lanes."""
     by_conn: dict[int | None, list[RequestData]] = {}
     for r in sorted(requests, key=lambda r: request_bounds(r)[0]):
-        conn = r["connection"]
+        conn = _connection(r)
         by_conn.setdefault(None if conn is None else conn["id"], []).append(r)
     tracks: list[_Track] = []
     for conn_id, reqs in by_conn.items():
@@ -152,7 +173,7 @@ def _tracks(requests: Sequence[RequestData]) -> list[_Track]:
 
 
 def _track_name(request: RequestData, lane: int) -> str:
-    conn = request["connection"]
+    conn = _connection(request)
     if conn is None:
         return "no connection"
     name = f"connection #{conn['id']}"
@@ -176,7 +197,8 @@ def _request_label(request: RequestData) -> str:
         if request["status"] is not None
         else ("failed" if request["error"] is not None else "…")
     )
-    return f"{request['method']} {target} → {outcome}"
+    leaked = " · never closed" if is_leaked(request) else ""
+    return f"{request['method']} {target} → {outcome}{leaked}"
 
 
 # -- Chrome trace events -------------------------------------------------------------
@@ -188,17 +210,19 @@ def chrome_trace(tests: Iterable[TestRequests]) -> dict[str, Any]:
     Tests without requests are left out. Times (``ts``, ``dur``) are microseconds
     since the first recorded request started.
     """
-    normalized = [(n, rs) for n, rs in _normalize(tests) if rs]
-    starts = [request_bounds(r)[0] for _, rs in normalized for r in rs]
+    normalized = [t for t in _normalize(tests) if t[1]]
+    starts = [request_bounds(r)[0] for _, rs, _ in normalized for r in rs]
     origin = min(starts, default=0.0)
 
     def us(t: float) -> float:
         return round((t - origin) * 1e6, 3)
 
     events: list[dict[str, Any]] = []
-    for pid, (name, requests) in enumerate(normalized, 1):
+    for pid, (name, requests, outcome) in enumerate(normalized, 1):
         events.append(_meta(pid, None, "process_name", name=name))
         events.append(_meta(pid, None, "process_sort_index", sort_index=pid))
+        if outcome is not None:
+            events.append(_meta(pid, None, "process_labels", labels=outcome))
         for track in _tracks(requests):
             tid = track.tid
             events.append(_meta(pid, tid, "thread_name", name=track.name))
@@ -269,7 +293,7 @@ def _meta(pid: int, tid: int | None, kind: str, **args: Any) -> dict[str, Any]:
 
 
 def _request_args(request: RequestData) -> dict[str, Any]:
-    conn = request["connection"]
+    conn = _connection(request)
     return {
         "request": request["id"],
         "method": request["method"],
@@ -282,6 +306,7 @@ def _request_args(request: RequestData) -> dict[str, Any]:
         "connection": None if conn is None else conn["id"],
         "reused": request["reused"],
         "protocol": None if conn is None else conn["protocol"],
+        "leaked": is_leaked(request),
     }
 
 
@@ -315,16 +340,26 @@ section.test h2 small { font-family: system-ui, sans-serif; color: #6b7380;
 .track .area { flex: 1; position: relative; background:
   repeating-linear-gradient(90deg, transparent 0, transparent calc(25% - 1px),
                             #eef0f3 calc(25% - 1px), #eef0f3 25%); }
-.lane { position: relative; height: 22px; margin: 2px 0; overflow: hidden; }
-.req { position: absolute; top: 2px; height: 18px; background: #e3e7ee;
+.lane { position: relative; height: 34px; margin: 2px 0; overflow: hidden; }
+.req { position: absolute; top: 16px; height: 16px; background: #e3e7ee;
        border-radius: 3px; min-width: 2px; overflow: hidden; }
 .req.failed { background: #f6d5d2; box-shadow: inset 0 0 0 1px #b3261e; }
-.req-label.failed { color: #b3261e; font-weight: 600; }
-.seg { position: absolute; top: 2px; height: 18px; min-width: 1px; }
-.req-label { position: absolute; top: 3px; font-size: 11px; white-space: nowrap;
-             color: #1d2330; pointer-events: none; padding-left: 4px;
-             text-shadow: 0 0 2px #fff, 0 0 2px #fff; }
-.tick { position: absolute; top: 0; width: 2px; height: 22px; background: #d0342c; }
+.req.leaked, .leak-swatch { background: repeating-linear-gradient(135deg, #f3c6c2 0,
+  #f3c6c2 4px, #fff 4px, #fff 8px); box-shadow: inset 0 0 0 1px #b3261e; }
+.req-label.failed, .req-label.leaked { color: #b3261e; font-weight: 600; }
+.seg { position: absolute; top: 16px; height: 16px; min-width: 1px; }
+.req-label { position: absolute; top: 1px; height: 14px; font-size: 11px;
+             line-height: 14px; white-space: nowrap; overflow: hidden;
+             text-overflow: ellipsis; color: #1d2330; padding-left: 2px;
+             box-sizing: border-box; }
+.tick { position: absolute; top: 14px; width: 2px; height: 20px; background: #d0342c; }
+section.test.failed { border-left: 4px solid #b3261e; }
+.outcome { font-family: system-ui, sans-serif; font-size: 11px; font-weight: 600;
+           padding: 1px 6px; border-radius: 8px; margin-left: 8px;
+           vertical-align: 1px; }
+.outcome.ok { background: #e3f1e5; color: #2d6a36; }
+.outcome.bad { background: #f6d5d2; color: #b3261e; }
+.bad { color: #b3261e; }
 .axis { display: flex; margin-left: var(--label); font-size: 11px; color: #6b7380;
         border-top: 1px solid #c5cad3; padding-top: 2px; }
 .axis span { flex: 1; }
@@ -343,12 +378,17 @@ table.hooks tr.late td { color: #a05a00; }
 """
 
 _JS = """
-document.getElementById('filter').addEventListener('input', function (e) {
-  var q = e.target.value.toLowerCase();
+function applyFilter() {
+  var q = document.getElementById('filter').value.toLowerCase();
+  var failedOnly = document.getElementById('failed-only').checked;
   document.querySelectorAll('section.test').forEach(function (s) {
-    s.style.display = s.dataset.name.toLowerCase().indexOf(q) >= 0 ? '' : 'none';
+    var shown = s.dataset.name.toLowerCase().indexOf(q) >= 0 &&
+      (!failedOnly || s.classList.contains('failed'));
+    s.style.display = shown ? '' : 'none';
   });
-});
+}
+document.getElementById('filter').addEventListener('input', applyFilter);
+document.getElementById('failed-only').addEventListener('change', applyFilter);
 """
 
 
@@ -357,10 +397,19 @@ def html_report(
 ) -> str:
     """A self-contained HTML page with a waterfall per test (see the module doc)."""
     normalized = _normalize(tests)
-    with_requests = [(n, rs) for n, rs in normalized if rs]
-    empty = [n for n, rs in normalized if not rs]
-    n_requests = sum(len(rs) for _, rs in with_requests)
+    with_requests = [t for t in normalized if t[1]]
+    empty = [(n, o) for n, rs, o in normalized if not rs]
+    n_requests = sum(len(rs) for _, rs, _ in with_requests)
+    failed = [n for n, _, o in normalized if o in _FAILED]
+    leaked = sum(is_leaked(r) for _, rs, _ in with_requests for r in rs)
     e = html.escape
+    outcomes = ""
+    if failed:
+        outcomes += f' <b class="bad">{_count(len(failed), "test")} failed.</b>'
+    if leaked:
+        outcomes += (
+            f' <b class="bad">{_count(leaked, "response")} never closed (leaked).</b>'
+        )
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -370,8 +419,8 @@ def html_report(
         f"<h1>{e(title)}</h1>",
         f'<p class="summary">{_count(len(with_requests), "test")} made '
         f"{_count(n_requests, 'httpx request')}; generated by pytest-httptrace "
-        f"{e(__version__)}. One row per connection; hover a bar for its timing, "
-        "open a request for its hook calls.</p>",
+        f"{e(__version__)}.{outcomes} One row per connection; hover a bar for its "
+        "timing, open a request for its hook calls.</p>",
         '<div class="legend">',
         *(
             f'<span><i style="background:{_COLORS[p]}"></i>{e(p)}: '
@@ -381,13 +430,16 @@ def html_report(
         '<span><i style="background:#e3e7ee"></i>in flight, in no phase (e.g. '
         "waiting for a connection)</span>",
         '<span><i style="background:#d0342c;width:3px"></i>1xx response</span>',
+        '<span><i class="leak-swatch"></i>never closed (leaked): held to the end'
+        "</span>",
         '<input id="filter" type="search" placeholder="filter tests by name">',
+        '<label><input id="failed-only" type="checkbox"> failed tests only</label>',
         "</div>",
     ]
-    for name, requests in with_requests:
-        parts.append(_html_test(name, requests))
+    for name, requests, outcome in with_requests:
+        parts.append(_html_test(name, requests, outcome))
     if empty:
-        items = "".join(f"<li>{e(n)}</li>" for n in empty)
+        items = "".join(f"<li>{e(n)}{_badge(o)}</li>" for n, o in empty)
         parts.append(
             f'<details class="empty"><summary>{_count(len(empty), "test")} made no '
             f"httpx request</summary><ul>{items}</ul></details>"
@@ -396,11 +448,19 @@ def html_report(
     return "\n".join(parts) + "\n"
 
 
-def _html_test(name: str, requests: list[RequestData]) -> str:
+def _badge(outcome: str | None) -> str:
+    if outcome is None:
+        return ""
+    kind = "bad" if outcome in _FAILED else "ok"
+    return f' <span class="outcome {kind}">{html.escape(outcome)}</span>'
+
+
+def _html_test(name: str, requests: list[RequestData], outcome: str | None) -> str:
     e = html.escape
     bounds = [request_bounds(r) for r in requests]
     t0 = min(b[0] for b in bounds)
-    total = max(max(b[1] for b in bounds) - t0, 1e-6)
+    t1 = max(b[1] for b in bounds)
+    total = max(t1 - t0, 1e-6)
 
     def pct(t: float) -> str:
         return f"{max(0.0, min(100.0, (t - t0) / total * 100)):.3f}%"
@@ -410,9 +470,11 @@ def _html_test(name: str, requests: list[RequestData]) -> str:
 
     tracks = _tracks(requests)
     connections = {t.connection for t in tracks if t.connection is not None}
+    failed = " failed" if outcome in _FAILED else ""
     out = [
-        f'<section class="test" data-name="{e(name)}">',
-        f"<h2>{e(name)}<small>{_count(len(requests), 'request')} · "
+        f'<section class="test{failed}" data-name="{e(name)}" '
+        f'data-outcome="{e(outcome or "")}">',
+        f"<h2>{e(name)}{_badge(outcome)}<small>{_count(len(requests), 'request')} · "
         f"{_count(len(connections), 'connection')} · {e(format_ms(total))}"
         "</small></h2>",
     ]
@@ -428,7 +490,11 @@ def _html_test(name: str, requests: list[RequestData]) -> str:
         )
         for lane in lanes:
             out.append('<div class="lane">')
-            out.extend(_html_request_bars(r, pct, width) for r in lane.requests)
+            starts = [request_bounds(r)[0] for r in lane.requests]
+            for i, r in enumerate(lane.requests):
+                # A label may use the room up to the next request of its lane.
+                room = (starts[i + 1] if i + 1 < len(starts) else t1) - starts[i]
+                out.append(_html_request_bars(r, pct, width, room / total, t1))
             out.append("</div>")
         out.append("</div></div>")
     ticks = "".join(f"<span>{e(format_ms(total * i / 4))}</span>" for i in range(5))
@@ -440,17 +506,34 @@ def _html_test(name: str, requests: list[RequestData]) -> str:
 
 
 def _html_request_bars(
-    r: RequestData, pct: Callable[[float], str], width: Callable[[float, float], str]
+    r: RequestData,
+    pct: Callable[[float], str],
+    width: Callable[[float, float], str],
+    room: float,
+    t_end: float,
 ) -> str:
+    """One request on its lane: the label on a row of its own (never under a bar),
+    then the bar of the whole request and its phases. ``room``: the fraction of the
+    axis its label may use, up to the next request's (cut short with an ellipsis; the
+    tooltip has it whole); ``t_end``: the end of the axis (a leaked response holds its
+    connection to there)."""
     e = html.escape
     start, end = request_bounds(r)
+    leaked = is_leaked(r)
     tip = f"#{r['id']} {_request_label(r)} · {format_ms(end - start)}"
     if r["error"] is not None:
         tip += f" · {r['error']}"
-    failed = " failed" if r["error"] is not None else ""
+    if leaked:
+        tip += " · the response was never closed: its connection stays taken"
+    classes = " failed" if r["error"] is not None else ""
+    classes += " leaked" if leaked else ""
+    bar_end = t_end if leaked else end
+    label_style = f"left:{pct(start)};max-width:{room * 100:.3f}%"
     out = [
-        f'<div class="req{failed}" style="left:{pct(start)};width:{width(start, end)}"'
-        f' title="{e(tip)}"></div>'
+        f'<span class="req-label{classes}" style="{label_style}" title="{e(tip)}">'
+        f"{e(_request_label(r))}</span>",
+        f'<div class="req{classes}" style="left:{pct(start)};'
+        f'width:{width(start, bar_end)}" title="{e(tip)}"></div>',
     ]
     for span in request_spans(r):
         span_tip = f"{span.name}: {format_ms(span.duration)} ({tip})"
@@ -466,21 +549,21 @@ def _html_request_bars(
                 f'<div class="tick" style="left:{pct(ev["time"])}" '
                 f'title="{e(f"{code} interim response ({tip})")}"></div>'
             )
-    out.append(
-        f'<span class="req-label{failed}" style="left:{pct(start)}">'
-        f"{e(_request_label(r))}</span>"
-    )
     return "".join(out)
 
 
 def _html_request_details(request: RequestData, t0: float) -> str:
     e = html.escape
     start, end = request_bounds(request)
-    conn = request["connection"]
+    conn = _connection(request)
     where = ""
     if conn is not None:
         state = "reused" if request["reused"] else "new"
         where = f" · connection #{conn['id']} ({state})"
+    elif request["connection"] is not None:
+        where = " · no connection (every dial failed)"
+    if is_leaked(request):
+        where += " · never closed (leaked)"
     phases = ", ".join(
         f"{s.name} {format_ms(s.duration)}" for s in request_spans(request)
     )

@@ -644,6 +644,63 @@ def _canned(target: str | bytes | Response) -> ASGIApp:
     return app
 
 
+@dataclass(frozen=True)
+class _CustomRoute:
+    """A route added with `TestServer.add_route`."""
+
+    template: str
+    pattern: re.Pattern[str]
+    methods: frozenset[str] | None
+    app: ASGIApp
+
+
+#: ``{name}`` in a route template: one path segment; ``{name:path}``: the rest of the
+#: path, slashes included.
+_PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(:path)?\}")
+
+
+def _template_pattern(template: str) -> re.Pattern[str]:
+    parts: list[str] = []
+    names: set[str] = set()
+    pos = 0
+    for match in _PARAM.finditer(template):
+        name = match.group(1)
+        if name in names:
+            raise ValueError(f"route {template!r} names {{{name}}} twice")
+        names.add(name)
+        parts.append(re.escape(template[pos : match.start()]))
+        parts.append(f"(?P<{name}>.+)" if match.group(2) else f"(?P<{name}>[^/]+)")
+        pos = match.end()
+    rest = template[pos:]
+    if "{" in rest or "}" in rest:
+        raise ValueError(
+            f"route {template!r}: a parameter is written {{name}} (one path segment) "
+            "or {name:path} (the rest of the path)"
+        )
+    parts.append(re.escape(rest))
+    return re.compile("".join(parts))
+
+
+def _find_route(
+    routes: Sequence[_CustomRoute], method: str, path: str
+) -> tuple[ASGIApp, dict[str, str]] | list[str]:
+    """The app for ``method path`` and its path parameters; else the methods the
+    routes matching the path allow (empty if none matches the path).
+
+    Exact paths come before templates; among equals, the route added last wins.
+    """
+    allowed: list[str] = []
+    ordered = sorted(reversed(routes), key=lambda r: bool(_PARAM.search(r.template)))
+    for route in ordered:
+        match = route.pattern.fullmatch(path)
+        if match is None:
+            continue
+        if route.methods is None or method in route.methods:
+            return route.app, match.groupdict()
+        allowed += sorted(m for m in route.methods if m not in allowed)
+    return allowed
+
+
 class _App:
     """The ASGI app hypercorn serves: logs, dispatches, turns exceptions into 500s."""
 
@@ -662,17 +719,20 @@ class _App:
         if scope["type"] == "websocket":
             # A WebSocket handshake reaches a custom route of its path (an ASGI
             # websocket app); without one, hypercorn refuses it.
-            app = server._routes.get(scope["path"])
-            if app is not None:
-                await app(scope, receive, send)
+            found = _find_route(server._routes, "GET", scope["path"])
+            if isinstance(found, tuple):
+                app, params = found
+                await app({**scope, "path_params": params}, receive, send)
             return
         if scope["type"] != "http":
             return
         generation = server._generation
         ex = _Exchange(server, scope, receive, send)
         try:
-            custom = server._routes.get(scope["path"])
-            if custom is not None:
+            found = _find_route(server._routes, scope["method"], scope["path"])
+            if isinstance(found, tuple):
+                custom, params = found
+                scope = {**scope, "path_params": params}
                 await custom(scope, ex.receive, ex.send)
             else:
                 for route in _BUILTINS:
@@ -681,7 +741,17 @@ class _App:
                         await route.handler(ex, match)
                         break
                 else:
-                    await ex.respond(404, _not_found_text(ex.log.method, ex.log.path))
+                    if found:  # routes for the path, none for this method
+                        # Read the body first: over HTTP/2, hypercorn drops the whole
+                        # connection when DATA arrives for a stream already answered
+                        # (KeyError in its h2 protocol, hypercorn 0.17/0.18).
+                        await ex.read_body()
+                        allow = ", ".join(found)
+                        text = f"{ex.log.method} {ex.log.path}: allowed: {allow}\n"
+                        await ex.respond(405, text, [("allow", allow)])
+                    else:
+                        text = _not_found_text(ex.log.method, ex.log.path)
+                        await ex.respond(404, text)
         except Exception as error:
             if ex.connection_error is not None:
                 logger.debug("connection lost under a route", exc_info=error)
@@ -1057,7 +1127,7 @@ class TestServer(_Endpoint):
         #: raise at shutdown.
         self.internal_errors: list[BaseException] = []
         self._tracker = _Tracker(self.log)
-        self._routes: dict[str, ASGIApp] = {}
+        self._routes: list[_CustomRoute] = []
         self._errors: list[RouteError] = []
         self._errors_lock = threading.Lock()
         self._generation = 0
@@ -1069,8 +1139,31 @@ class TestServer(_Endpoint):
 
     # -- routes and per-test state
 
-    def add_route(self, path: str, app_or_response: RouteTarget) -> None:
-        """Serve `path` (exact, no query) with an ASGI app or a canned response.
+    def add_route(
+        self,
+        path: str,
+        app_or_response: RouteTarget,
+        *,
+        methods: Iterable[str] | None = None,
+    ) -> None:
+        """Serve `path` with an ASGI app or a canned response.
+
+        `path` is matched against the whole request path (no query string). It may
+        hold parameters: ``{name}`` matches one path segment, ``{name:path}`` the rest
+        of the path; an app finds them in ``scope["path_params"]`` (a dict of str).
+        `methods` (e.g. ``["GET", "HEAD"]``) limits the route to those methods; a
+        request with another method gets ``405`` with an ``Allow`` header, unless
+        another route takes it. Exact paths win over templates; among equals, the
+        route added last. Example::
+
+            async def item(scope, receive, send):
+                body = f"item {scope['path_params']['id']}".encode()
+                await send({"type": "http.response.start", "status": 200,
+                            "headers": [(b"content-length", str(len(body)).encode())]})
+                await send({"type": "http.response.body", "body": body})
+
+            srv.add_route("/items/{id}", item, methods=["GET"])
+            srv.add_route("/items/{id}", Response(204), methods=["DELETE"])
 
         `app_or_response` is an ASGI callable, a `Response`, or a ``str`` / ``bytes``
         body for a 200. It shadows a built-in route of the same path. Removed by
@@ -1081,15 +1174,30 @@ class TestServer(_Endpoint):
             raise ValueError(
                 f"route path must be a str starting with '/', got {path!r}"
             )
+        pattern = _template_pattern(path)
+        allowed: frozenset[str] | None = None
+        if methods is not None:
+            if isinstance(methods, str):
+                raise TypeError(
+                    f"methods takes a list of methods, e.g. [{methods!r}], not a str"
+                )
+            allowed = frozenset(str(m).upper() for m in methods)
+            if not allowed:
+                raise ValueError("methods is empty: give at least one, or None for all")
+        app: ASGIApp
         if isinstance(app_or_response, (str, bytes, Response)):
-            self._routes[path] = _canned(app_or_response)
+            app = _canned(app_or_response)
         elif callable(app_or_response):
-            self._routes[path] = app_or_response
+            app = app_or_response
         else:
             raise TypeError(
                 "add_route() takes an ASGI app, a Response, str or bytes; "
                 f"got {app_or_response!r}"
             )
+        route = _CustomRoute(path, pattern, allowed, app)
+        self._routes = [
+            r for r in self._routes if (r.template, r.methods) != (path, allowed)
+        ] + [route]
 
     def reset(self) -> None:
         """Back to a fresh state: clear `log`, custom routes and unreported errors."""

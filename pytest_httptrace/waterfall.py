@@ -54,6 +54,7 @@ __all__ = [
     "RequestData",
     "Span",
     "format_ms",
+    "is_leaked",
     "jsonable",
     "render_waterfall",
     "request_bounds",
@@ -227,6 +228,16 @@ def request_data(request: RequestRecord) -> RequestData:
         "connection": connection,
         "events": events,
     }
+
+
+def is_leaked(request: RequestData) -> bool:
+    """Whether the request took a connection and its response was never closed (a
+    call that raised before it had a response left nothing to close)."""
+    if request["closed_at"] is not None:
+        return False
+    if not any(e["hook"] == "got_conn" for e in request["events"]):
+        return False
+    return not (request["status"] is None and request["error"] is not None)
 
 
 def shift_times(request: RequestData, origin: float) -> RequestData:

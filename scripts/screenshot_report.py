@@ -3,8 +3,9 @@
     python scripts/screenshot_report.py [REPORT.html] [--out docs/img/report.png]
 
 Without a report, it records a small scenario against the local test server (two
-HTTP/1.1 connections, two HTTP/2 streams on one connection, early hints), writes the
-report to a temporary directory and screenshots that: the picture in docs/reports.md.
+HTTP/1.1 connections, two HTTP/2 streams on one connection, early hints; a failed test
+with a refused dial and a response never closed), writes the report to a temporary
+directory and screenshots that: the picture in docs/reports.md.
 Needs Debian's ``chromium`` (``apt-get install chromium``).
 """
 
@@ -12,22 +13,27 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import anyio
+import httpx
 
 from pytest_httptrace import Recorder
 from pytest_httptrace.report import write_report
 from pytest_httptrace.server import start_server
+from pytest_httptrace.waterfall import request_data
 
 
 def scenario(directory: Path) -> Path:
     """Record the scenario and write its report; return the HTML file."""
-    tests = []
+    tests: list[tuple[str, Any]] = []
     with start_server() as server:
         with Recorder.start() as recorder, server.client() as client:
             client.get("/")
@@ -46,13 +52,34 @@ def scenario(directory: Path) -> Path:
         with Recorder.start() as recorder:
             asyncio.run(streams())
         tests.append(("tests/test_api.py::test_http2_streams", recorder))
+
+        with Recorder.start() as recorder, server.client() as client:
+            with contextlib.suppress(httpx.ConnectError):
+                client.get(f"https://127.0.0.1:{_closed_port()}/")  # refused
+            leaked = client.send(client.build_request("GET", "/stream/3"), stream=True)
+            client.get("/")  # the leaked response holds connection 1: a new one
+            # As the report of a test that leaked sees it: before the close.
+            snapshot = [request_data(r) for r in recorder.all_requests]
+            leaked.close()
+        tests.append(("tests/test_api.py::test_leaky_download", snapshot))
+    outcomes = ["passed", "passed", "failed"]
     _, html_path = write_report(
-        directory / "run", [(name, rec.all_requests) for name, rec in tests]
+        directory / "run",
+        [
+            (name, rec if isinstance(rec, list) else rec.all_requests, outcome)
+            for (name, rec), outcome in zip(tests, outcomes, strict=True)
+        ],
     )
     return html_path
 
 
-def screenshot(html: Path, out: Path, *, width: int = 1200, height: int = 640) -> None:
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def screenshot(html: Path, out: Path, *, width: int = 1200, height: int = 850) -> None:
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:
         sys.exit("chromium is not installed (apt-get install chromium)")

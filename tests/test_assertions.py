@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import itertools
+import re
 import subprocess
 import sys
 import textwrap
@@ -451,9 +452,51 @@ def test_failure_text_when_a_hook_never_comes() -> None:
               and:                            [2] wrote_headers
         diverged: no hook from [1] on matches 'got_first_response_byte'
         remains unmatched: 'got_first_response_byte', ...
+        got_first_response_byte never ran: the response was never closed: its connection is still taken.
         (not compared: 1 wrote_header_field call; a pattern that names wrote_header_field compares them)
         """  # noqa: E501
     )
+
+
+def test_failure_text_when_the_tail_of_the_pattern_never_ran() -> None:
+    """Issue #13 item 6: not "diverged at [9] wrote_request", but which hook never
+    ran and what happened to the connection instead."""
+    conn = make_connection(1, opened=0.0065, closed=0.0107)
+    request = make_request(
+        NEW_CONNECTION[:-1], conn=conn, returned=0.0135, closed=0.01067
+    )
+    message = fails(
+        assert_hook_sequence, request, [..., "got_first_response_byte", "put_idle_conn"]
+    )
+    assert message.split("\n\n")[0] == dedent(
+        """
+        hooks of request #1 GET https://example.test/ do not match the pattern ('put_idle_conn' never ran):
+          skipped: ...                        [0] get_conn .. [9] wrote_request (10 hooks)
+          matched: 'got_first_response_byte'  [10] got_first_response_byte
+          nomatch: 'put_idle_conn'            (end of the recording)
+        diverged at the end of the recording: 'put_idle_conn' never ran after [10] got_first_response_byte
+        remains unmatched: 'put_idle_conn'
+        put_idle_conn never ran: the response was closed at 10.670 ms without going back to the pool; its connection c1 was closed at 10.700 ms.
+        hint: put_idle_conn runs only when an HTTP/1.1 connection goes back to the idle pool: not for HTTP/2, not after `Connection: close`, and for a streamed response only once it was read or closed.
+        (not compared: 2 wrote_header_field calls; a pattern that names wrote_header_field compares them)
+        """  # noqa: E501
+    )
+    # A longer tail: only what is missing is "never ran".
+    message = fails(
+        assert_hook_sequence,
+        request,
+        [..., "wrote_request", "got_first_response_byte", "put_idle_conn"],
+    )
+    assert "('put_idle_conn' never ran)" in message.splitlines()[0]
+    # On HTTP/2 the explanation says so.
+    h2 = make_request(
+        REUSED[:-1], conn=make_connection(2, protocol="HTTP/2"), closed=0.006
+    )
+    message = fails(assert_hook_sequence, h2, [..., "put_idle_conn"])
+    assert (
+        "put_idle_conn never ran: the response was closed at 6.000 ms without going "
+        "back to the pool; its connection c2 is HTTP/2, which is never put back idle."
+    ) in message.splitlines()
 
 
 def test_failure_text_when_the_recording_ends_first() -> None:
@@ -571,7 +614,7 @@ def test_several_requests_are_named_in_the_transcript_and_the_legend() -> None:
           [3]  1.500  #2   -     worker-1/Task-7  got_conn reused=True was_idle=True idle_time=0.25
         """  # noqa: E501
     )
-    assert "  nomatch: 'put_idle_conn'  [3] #2 got_conn reused=True" in message
+    assert "  nomatch: 'put_idle_conn'  (end of the recording)" in message.splitlines()
 
 
 def test_long_recordings_are_shortened_around_the_divergence() -> None:
@@ -581,7 +624,7 @@ def test_long_recordings_are_shortened_around_the_divergence() -> None:
         assert_hook_sequence, request, ["get_conn", "got_conn", ..., "put_idle_conn"]
     )
     lines = message.splitlines()
-    assert "  nomatch: 'put_idle_conn'  [202] wrote_request" in lines
+    assert "  nomatch: 'put_idle_conn'  (end of the recording)" in lines
     timeline = lines[lines.index("timeline (ms since the first hook call):") + 1 :]
     assert len(timeline) < 45
     assert timeline[-1].endswith("wrote_request")
@@ -785,22 +828,50 @@ def test_reused_and_new_connection() -> None:
     a, b = two_sequential()
     assert_new_connection(a)
     assert_reused(b)
-    message = fails(assert_reused, a)
+    message = fails(assert_reused, a, [a, b])
     assert message.split("\n\n")[0] == dedent(
         """
         request #1 GET https://example.test/ got a new connection (c1 HTTP/1.1 new), expected a reused one:
           got_conn reused=False was_idle=False
+        why: no earlier request to https://example.test:443 was recorded: the first request to an origin dials.
         hint: a connection is reused only by the same client (share one client, do not create one per request), once the previous response was read or closed (HTTP/1.1), and while the server keeps it alive (no `Connection: close`, keep-alive timeout not expired).
         """  # noqa: E501
     )
-    message = fails(assert_new_connection, b)
-    assert message.splitlines()[:2] == [
+    message = fails(assert_new_connection, b)  # finds #1 on its connection
+    assert message.splitlines()[:3] == [
         "request #2 GET https://example.test/ reused a connection (c1 HTTP/1.1 reused, "
         "idle for 250.000 ms), expected a new one:",
         "  got_conn reused=True was_idle=True idle_time=0.25",
+        "why: #2 reused connection c1, which #1 gave back at 13.000 ms (idle for "
+        "250.000 ms): the requests of one client share its pool.",
     ]
+    # The earlier request is shown with this one.
+    assert "\n  #1 GET https://example.test/  (status 200" in message
     with pytest.raises(TypeError, match="takes one request"):
         assert_reused([a])  # type: ignore[arg-type]
+
+
+def test_reuse_verdict_for_a_client_per_request() -> None:
+    from pytest_httptrace import reuse_verdict
+
+    a = make_request(
+        NEW_CONNECTION,
+        id=1,
+        conn=make_connection(1, closed=0.0145),
+        returned=0.0135,
+        closed=0.0125,
+    )
+    b = make_request(
+        NEW_CONNECTION, id=2, conn=make_connection(2), start=0.015, closed=0.03
+    )
+    verdict = reuse_verdict(b, [a, b])
+    assert (verdict.reused, verdict.earlier) == (False, a)
+    assert verdict.reason == (
+        "connection c1 of the earlier request #1 went back to the pool at 13.000 ms "
+        "but was closed at 14.500 ms, before #2 started at 15.000 ms: its client was "
+        "closed with it (one client per request?), or the server closed it"
+    )
+    assert reuse_verdict(a, [a, b]).earlier is None
 
 
 def test_connections_opened() -> None:
@@ -822,6 +893,23 @@ def test_connections_opened() -> None:
         message.splitlines()[0] == "expected exactly 1 connection to be opened, 3 were:"
     )
     assert message.splitlines()[-1].startswith("hint: more connections than expected")
+
+
+def test_connections_opened_zero_on_an_empty_recording() -> None:
+    """Issue #13 item 11: "no request reached the network" is a valid answer."""
+    from pytest_httptrace.assertions import _nothing_recorded
+
+    empty = make_recorder()
+    assert_connections_opened(empty, 0)
+    assert_connections_opened([], 0)
+    message = fails(assert_connections_opened, empty, 1)
+    first, rest = message.split("\n", 1)
+    assert first == (
+        "expected exactly 1 connection to be opened, 0 were: no request was recorded."
+    )
+    assert rest == _nothing_recorded(empty)
+    # Helpers that need a request still say that nothing was recorded.
+    assert fails(assert_max_connections, empty, 1) == _nothing_recorded(empty)
 
 
 # -- after return ----------------------------------------------------------------------
@@ -1066,6 +1154,124 @@ def test_real_unclosed_stream_is_a_leak(server: Any, recorder: Recorder) -> None
     assert "/stream/2  (status 200, connection c1, made at " in message
     assert message.splitlines()[1].endswith(f"test_assertions.py:{line})")
     assert_no_leaks(recorder)
+
+
+def test_real_response_closed_undrained_says_put_idle_conn_never_ran(
+    server: Any, recorder: Recorder
+) -> None:
+    with (
+        server.client() as client,
+        client.stream("GET", server.url("/stream/5")) as response,
+    ):
+        assert response.status_code == 200  # closed without reading the body
+    [request] = recorder.requests
+    message = fails(
+        assert_hook_sequence, request, [..., "got_first_response_byte", "put_idle_conn"]
+    )
+    lines = message.splitlines()
+    assert lines[0].endswith("do not match the pattern ('put_idle_conn' never ran):")
+    [fate] = [ln for ln in lines if ln.startswith("put_idle_conn never ran: ")]
+    assert re.fullmatch(
+        r"put_idle_conn never ran: the response was closed at [\d.]+ ms without going "
+        r"back to the pool; its connection c1 was closed at [\d.]+ ms\.",
+        fate,
+    ), fate
+
+
+def _why(message: str) -> str:
+    [line] = [ln for ln in message.splitlines() if ln.startswith("why: ")]
+    return re.sub(r"\d+\.\d+ ms", "T ms", line)
+
+
+def test_real_reuse_verdicts(server: Any, recorder: Recorder) -> None:
+    """Issue #13 item 7: the sentence says why there was no reuse, and the message
+    shows the earlier request."""
+    # A client per request: the connection was closed with its client.
+    for _ in range(2):
+        with server.client() as client:
+            client.get(server.url("/"))
+    first, second = recorder.requests
+    message = fails(assert_reused, second, recorder)
+    assert _why(message) == (
+        "why: connection c1 of the earlier request #1 went back to the pool at T ms "
+        "but was closed at T ms, before #2 started at T ms: its client was closed "
+        "with it (one client per request?), or the server closed it."
+    )
+    assert (
+        f"\n  {_req_line(first)}" in message and f"\n  {_req_line(second)}" in message
+    )
+
+    # The server said `Connection: close`.
+    recorder.clear()
+    with server.client() as client:
+        client.get(server.url("/close"))
+        client.get(server.url("/close"))
+    message = fails(assert_reused, recorder.requests[1], recorder)
+    assert _why(message) == (
+        "why: connection c1 of the earlier request #1 never went back to the pool: "
+        "the response was closed at T ms and the connection with it at T ms, before "
+        "#2 started at T ms (the server answered `Connection: close`, or the response "
+        "was closed before its body was read)."
+    )
+
+    # The earlier response was never closed: its connection was still taken.
+    recorder.clear()
+    with server.client() as client:
+        leaked = client.send(client.build_request("GET", server.url("/")), stream=True)
+        client.get(server.url("/"))
+        message = fails(assert_reused, recorder.requests[1], recorder)
+        leaked.close()
+    assert _why(message) == (
+        "why: the response of the earlier request #1 was not read or closed, so "
+        "connection c1 was still taken when #2 started at T ms: close each response "
+        "(`with client.stream(...)`) before the next request."
+    )
+
+    # The earlier response was still being read: its connection was in use.
+    recorder.clear()
+    with (
+        server.client() as client,
+        client.stream("GET", server.url("/stream/2")) as streaming,
+    ):
+        client.get(server.url("/"))
+        streaming.read()
+    message = fails(assert_reused, recorder.requests[1], recorder)
+    assert _why(message) == (
+        "why: connection c1 was in use by the earlier request #1 (until T ms) when #2 "
+        "started at T ms: an HTTP/1.1 connection serves one request at a time."
+    )
+
+    # Another client's connection was idle in its pool.
+    recorder.clear()
+    with server.client() as one, server.client() as other:
+        one.get(server.url("/"))
+        other.get(server.url("/"))
+        message = fails(assert_reused, recorder.requests[1], recorder)
+    assert _why(message) == (
+        "why: connection c1 of the earlier request #1 was idle in the pool from T ms "
+        "and still open when #2 started at T ms: #2 came from another client (each "
+        "client has its own pool)."
+    )
+
+
+def _req_line(request: RequestRecord) -> str:
+    return f"#{request.id} {request.method} {request.url}  (status {request.status}"
+
+
+def test_real_cache_hit_opens_no_connection(server: Any, recorder: Recorder) -> None:
+    cache: dict[str, bytes] = {}
+
+    def fetch(client: Any, url: str) -> bytes:
+        if url not in cache:
+            cache[url] = client.get(url).content
+        return cache[url]
+
+    with server.client() as client:
+        fetch(client, server.url("/"))
+        assert_connections_opened(recorder, 1)
+        recorder.clear()
+        assert fetch(client, server.url("/")) == b"hello"
+    assert_connections_opened(recorder, 0)
 
 
 def _rendezvous(n: int) -> Any:

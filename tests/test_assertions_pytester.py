@@ -111,6 +111,58 @@ def test_sequence_failure_exactly_as_printed(
     result.stdout.no_fnmatch_line("*pytest_httptrace*assertions.py*")
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_a_missing_tail_hook_exactly_as_printed(
+    builders: pytest.Pytester, mode: list[str]
+) -> None:
+    """Issue #13 item 6: which hook never ran, and what happened to the connection."""
+    builders.makepyfile(
+        test_tail="""
+        from builders import NEW_CONNECTION, make_connection, make_request
+        from pytest_httptrace.assertions import assert_hook_sequence
+
+        def test_closed_undrained():
+            conn = make_connection(1, opened=0.0065, closed=0.0107)
+            request = make_request(NEW_CONNECTION[:-1], conn=conn, returned=0.0135, closed=0.01067)
+            assert_hook_sequence(request, [..., "got_first_response_byte", "put_idle_conn"])
+        """  # noqa: E501
+    )
+    result = builders.runpytest(*mode)
+    result.assert_outcomes(failed=1)
+    expected = as_printed(
+        """
+        hooks of request #1 GET https://example.test/ do not match the pattern ('put_idle_conn' never ran):
+          skipped: ...                        [0] get_conn .. [9] wrote_request (10 hooks)
+          matched: 'got_first_response_byte'  [10] got_first_response_byte
+          nomatch: 'put_idle_conn'            (end of the recording)
+        diverged at the end of the recording: 'put_idle_conn' never ran after [10] got_first_response_byte
+        remains unmatched: 'put_idle_conn'
+        put_idle_conn never ran: the response was closed at 10.670 ms without going back to the pool; its connection c1 was closed at 10.700 ms.
+        hint: put_idle_conn runs only when an HTTP/1.1 connection goes back to the idle pool: not for HTTP/2, not after `Connection: close`, and for a streamed response only once it was read or closed.
+        (not compared: 2 wrote_header_field calls; a pattern that names wrote_header_field compares them)
+
+        requests:
+          #1 GET https://example.test/  (status 200, returned at 13.500 ms, closed at 10.670 ms, made at test_x.py:12)
+        timeline (ms since the first hook call):
+                    ms  req  conn  thread      hook
+          [0]    0.000  #1   c1    MainThread  get_conn host_port='example.test:443'
+          [1]    1.000  #1   c1    MainThread  dns_start host='example.test'
+          [2]    2.000  #1   c1    MainThread  dns_done addrs=['127.0.0.1']
+          [3]    3.000  #1   c1    MainThread  connect_start network='tcp' addr='127.0.0.1:443'
+          [4]    4.000  #1   c1    MainThread  connect_done network='tcp' addr='127.0.0.1:443'
+          [5]    5.000  #1   c1    MainThread  tls_handshake_start
+          [6]    6.000  #1   c1    MainThread  tls_handshake_done state=<TLSv1.3 http/1.1>
+          [7]    7.000  #1   c1    MainThread  got_conn reused=False was_idle=False
+                 8.000  #1   c1    MainThread  wrote_header_field x2: Host, Accept
+          [8]   10.000  #1   c1    MainThread  wrote_headers
+          [9]   11.000  #1   c1    MainThread  wrote_request
+          [10]  12.000  #1   c1    MainThread  got_first_response_byte
+        """  # noqa: E501
+    )
+    assert e_lines(result) == expected
+    result.stdout.no_fnmatch_line("*pytest_httptrace*assertions.py*")
+
+
 HELPERS = """
     import pytest
     from builders import NEW_CONNECTION, REUSED, make_connection, make_recorder, make_request

@@ -185,9 +185,61 @@ def test_closed_pipe_is_not_a_traceback() -> None:
 
 def test_tour_takes_no_request_options(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
+        main(["--http2", "--repeat", "2"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.endswith(
+        "--http2, --repeat need a URL (the tour takes no options): httptrace URL "
+        "--http2 --repeat ...\n"
+    )
+
+
+def test_http2_alone_says_what_to_do(capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue #13 item 15: not just "need a URL"."""
+    with pytest.raises(SystemExit) as exit_info:
         main(["--http2"])
     assert exit_info.value.code == 2
-    assert "--http2 need a URL" in capsys.readouterr().err
+    assert capsys.readouterr().err.endswith(
+        "error: --http2 needs a URL: `httptrace URL --http2` offers HTTP/2 to that "
+        "server. The tour takes no options: it already shows HTTP/2 (steps 3 and 6: "
+        "two streams on one connection, early hints); run `httptrace` alone to see "
+        "them.\n"
+    )
+
+
+def test_help_and_docs_agree_on_cacert() -> None:
+    """Issue #13 item 15: --cacert replaces the default CAs (ssl's cafile= does not
+    load them); --help said "also"."""
+    from pytest_httptrace.__main__ import build_parser
+
+    help_text = " ".join(build_parser().format_help().split())
+    assert "--cacert FILE trust this CA bundle (PEM) instead of the default ones" in (
+        help_text
+    )
+    docs = (Path(__file__).parents[1] / "docs" / "cli.md").read_text()
+    assert "| `--cacert FILE` | trust this CA bundle (PEM) instead of the default " in (
+        docs
+    )
+
+
+def test_cacert_replaces_the_default_cas(
+    httptrace_server: Any,
+    cacert: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The server's CA made a default one (SSL_CERT_FILE): trusted without --cacert,
+    not with --cacert naming another CA, as "instead of" says."""
+    import trustme
+
+    monkeypatch.setenv("SSL_CERT_FILE", cacert)
+    url = httptrace_server.url("/")
+    assert main([url]) == 0
+    other = tmp_path / "other-ca.pem"
+    trustme.CA().cert_pem.write_to_path(str(other))
+    capsys.readouterr()
+    assert main([url, "--cacert", str(other)]) == 1
+    assert "CERTIFICATE_VERIFY_FAILED" in capsys.readouterr().out
 
 
 # -- one URL --------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 pytest_plugins = ["pytester"]
@@ -60,6 +62,41 @@ def test_failing_test_gets_a_captured_httptrace_section(
     )
 
 
+def test_a_helper_failure_prints_its_timeline_once(pytester: pytest.Pytester) -> None:
+    """Issue #13 item 8: the helper's message has the timeline; the report section
+    does not repeat it, and lists only the requests the message left out."""
+    pytester.makepyfile(
+        """
+        from pytest_httptrace import assert_reused, render_timeline
+
+        def test_helper(httptrace_recorder, httptrace_server):
+            with httptrace_server.client() as client:
+                client.get(httptrace_server.url("/"))
+            assert_reused(httptrace_recorder.requests[0])
+
+        def test_own_message(httptrace_recorder, httptrace_server):
+            with httptrace_server.client() as client:
+                client.get(httptrace_server.url("/"))
+                client.get(httptrace_server.url("/bytes/3"))
+            first, second = httptrace_recorder.requests
+            assert False, render_timeline(first)
+        """
+    )
+    result = pytester.runpytest("-p", "httptrace", "-W", "error")
+    result.assert_outcomes(failed=2)
+    out = result.stdout.str()
+    helper, own = out.split("test_own_message ___")
+    assert helper.count("timeline (ms since the first hook call):") == 1
+    assert "Captured httptrace" not in helper
+    # The user's message showed request #1 only: the section has #2, and only #2.
+    assert own.count("timeline (ms since the first hook call):") == 2
+    section = own.split(
+        "- Captured httptrace call (requests not in the failure message) -"
+    )[1]
+    assert "/bytes/3  (status 200" in section
+    assert "#1 GET" not in section
+
+
 LEAKY = """
     import pytest
 
@@ -88,6 +125,82 @@ def test_leak_is_a_warning_by_default(pytester: pytest.Pytester) -> None:
             "test_leak_is_a_warning_by_default.py:6*",
         ]
     )
+
+
+LEFT_OPEN = """
+    import gc
+
+    def test_leaky(httptrace_recorder, httptrace_server):
+        client = httptrace_server.client()  # neither the client nor the response closed
+        client.send(client.build_request("GET", "/stream/2"), stream=True)
+
+    def test_next():
+        gc.collect()  # where the leaked socket would have been collected
+"""
+
+
+def _teardown_error(result: pytest.RunResult) -> list[str]:
+    lines = result.stdout.lines
+    start = next(i for i, ln in enumerate(lines) if "ERROR at teardown" in ln)
+    end = next(i for i, ln in enumerate(lines) if "short test summary" in ln)
+    return lines[start + 1 : end]
+
+
+@pytest.mark.parametrize(
+    "how",
+    [["-W", "error"], ["-o", "filterwarnings=error"]],
+    ids=["-W error", "filterwarnings=error"],
+)
+def test_a_leak_under_warnings_as_errors_reads_like_leaks_error(
+    pytester: pytest.Pytester, how: list[str]
+) -> None:
+    """Issue #13 item 9: no traceback through the plugin's teardown, and no second
+    failure when the leaked socket is garbage-collected in a later test."""
+    pytester.makepyfile(test_leaky=LEFT_OPEN)
+    args = ["-p", "httptrace", "-p", "no:cacheprovider"]
+    result = pytester.runpytest_subprocess(*args, *how)
+    result.assert_outcomes(passed=2, errors=1)
+    printed = _teardown_error(result)
+    assert [re.sub(r":\d+/", ":PORT/", ln) for ln in printed] == [
+        "1 response was never closed: its connection was taken and not given back:",
+        "  #1 GET https://localhost:PORT/stream/2  (status 200, connection c1, made "
+        "at test_leaky.py:5)",
+        "hint: use `with client.stream(...) as response:` (`async with` for "
+        "AsyncClient), or call `response.close()` (`await response.aclose()`).",
+    ]
+    as_error = pytester.runpytest_subprocess(*args, "--httptrace-leaks=error")
+    as_error.assert_outcomes(passed=2, errors=1)
+    assert _teardown_error(as_error)[0] == printed[0]
+    for out in (result, as_error):
+        text = out.stdout.str() + out.stderr.str()
+        assert "_recording.py" not in text
+        assert "ResourceWarning" not in text and "Unraisable" not in text
+
+
+def test_a_leaked_async_transport_is_not_reported_twice(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        test_leaky="""
+        import asyncio, gc
+
+        def test_leaky(httptrace_recorder, httptrace_server):
+            async def main():
+                client = httptrace_server.async_client()
+                await client.send(client.build_request("GET", "/stream/2"), stream=True)
+            asyncio.run(main())
+
+        def test_next():
+            gc.collect()
+        """
+    )
+    result = pytester.runpytest_subprocess(
+        "-p", "httptrace", "-p", "no:cacheprovider", "-W", "error"
+    )
+    result.assert_outcomes(passed=2, errors=1)
+    text = result.stdout.str() + result.stderr.str()
+    assert "1 response was never closed" in text
+    assert "ResourceWarning" not in text and "Unraisable" not in text
 
 
 def test_leak_fails_with_marker_error(pytester: pytest.Pytester) -> None:

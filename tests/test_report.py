@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import shutil
 import struct
 import subprocess
@@ -392,3 +393,207 @@ def test_report_renders_in_headless_chromium(
     assert len(dialed) >= 3
     assert len(bands) == len(dialed), (tls_rows, [(r.url, r.hooks) for r in requests])
     assert _rows_with(rows, PHASE_RGB["transfer"])
+
+
+# -- issue #13 item 14: leaks, outcomes, refused dials, labels ------------------------
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_a_leaked_response_is_marked(httptrace_server: Any) -> None:
+    from pytest_httptrace.waterfall import request_data
+
+    with Recorder.start() as recorder, httptrace_server.client() as client:
+        client.get("/")
+        leaked = client.send(client.build_request("GET", "/stream/2"), stream=True)
+        data = [request_data(r) for r in recorder.all_requests]
+        leaked.close()
+    page = html_report([("t.py::test_leaks", data)])
+    assert page.count('class="req leaked"') == 1
+    assert page.count('class="req"') == 1  # the other one, closed
+    assert "GET /stream/2 → 200 · never closed</span>" in page
+    assert re.search(
+        r"<summary>#2 GET https://localhost:\d+/stream/2 → 200 · connection #1 "
+        r"\(reused\) · never closed \(leaked\) · ",
+        page,
+    )
+    assert "1 response never closed (leaked)." in page
+    trace = chrome_trace([("t.py::test_leaks", data)])
+    leaks = [
+        e["args"]["leaked"] for e in trace["traceEvents"] if e.get("cat") == "request"
+    ]
+    assert leaks == [False, True]
+
+
+def test_the_report_shows_each_tests_outcome(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        def test_fine(httptrace_server):
+            with httptrace_server.client() as client:
+                client.get("/")
+
+        def test_broken(httptrace_server):
+            with httptrace_server.client() as client:
+                assert client.get("/status/500").status_code == 200
+
+        @pytest.fixture
+        def bad_teardown():
+            yield
+            raise RuntimeError("teardown")
+
+        def test_teardown_error(httptrace_server, bad_teardown):
+            with httptrace_server.client() as client:
+                client.get("/")
+
+        def test_quiet():
+            pytest.skip("nothing to do")
+        """
+    )
+    result = pytester.runpytest("-p", "httptrace", "--httptrace-report=run")
+    result.assert_outcomes(passed=2, failed=1, skipped=1, errors=1)
+    page = (pytester.path / "run.html").read_text()
+    sections = re.findall(
+        r'<section class="test([^"]*)" data-name="[^"]*::(\w+)"', page
+    )
+    assert sections == [
+        ("", "test_fine"),
+        (" failed", "test_broken"),
+        (" failed", "test_teardown_error"),
+    ]
+    assert 'test_broken <span class="outcome bad">failed</span>' in page
+    assert 'test_teardown_error <span class="outcome bad">error</span>' in page
+    assert 'test_fine <span class="outcome ok">passed</span>' in page
+    assert 'test_quiet <span class="outcome ok">skipped</span></li>' in page
+    assert "2 tests failed." in page
+    trace = json.loads((pytester.path / "run.json").read_text())
+    labels = [
+        e["args"]["labels"]
+        for e in trace["traceEvents"]
+        if e["name"] == "process_labels"
+    ]
+    assert labels == ["passed", "failed", "error"]
+
+
+def test_a_refused_dial_is_not_drawn_as_a_connection() -> None:
+    import httpx
+
+    from pytest_httptrace.waterfall import request_data
+
+    port = _closed_port()
+    with (
+        Recorder.start() as recorder,
+        httpx.Client() as client,
+        pytest.raises(httpx.ConnectError),
+    ):
+        client.get(f"http://127.0.0.1:{port}/")
+    [data] = [request_data(r) for r in recorder.all_requests]
+    dials = [e for e in data["events"] if e["hook"] == "connect_done"]
+    assert dials and all(e["args"]["err"] for e in dials)
+    # Whether or not the record names a connection, the dial made none.
+    fake = {
+        "id": 1,
+        "protocol": "HTTP/1.1",
+        "local_addr": None,
+        "peer_addr": None,
+        "tls": None,
+        "opened_at": None,
+        "closed_at": None,
+    }
+    for request in (data, {**data, "connection": fake}):
+        page = html_report([("t.py::test_refused", [request])])
+        assert "connection #" not in page
+        assert "<b>no connection</b>" in page
+        assert "0 connections" in page
+        trace = chrome_trace([("t.py::test_refused", [request])])
+        [track] = [
+            e["args"]["name"]
+            for e in trace["traceEvents"]
+            if e["name"] == "thread_name"
+        ]
+        assert track == "no connection"
+
+
+#: Run in the page by the browser: every request label's box against every bar's box
+#: and every other label's; the verdict is written into the page for --dump-dom.
+_OVERLAPS = """
+<script>
+window.addEventListener('load', function () {
+  function box(el) { var r = el.getBoundingClientRect(); return r; }
+  function meet(a, b) {
+    return a.left < b.right - 0.5 && b.left < a.right - 0.5 &&
+           a.top < b.bottom - 0.5 && b.top < a.bottom - 0.5;
+  }
+  var labels = Array.from(document.querySelectorAll('.req-label'));
+  var bars = Array.from(document.querySelectorAll('.req, .seg, .tick'));
+  var bad = [];
+  labels.forEach(function (label, i) {
+    var a = box(label);
+    if (a.width < 1) bad.push('label ' + i + ' is not shown');
+    bars.forEach(function (bar) { if (meet(a, box(bar))) bad.push('bar over ' + i); });
+    labels.forEach(function (other, j) {
+      if (j > i && meet(a, box(other))) bad.push('labels ' + i + ' and ' + j);
+    });
+  });
+  var out = document.createElement('pre');
+  out.id = 'overlaps';
+  out.textContent = labels.length + ' labels; ' + (bad.join(', ') || 'none');
+  document.body.appendChild(out);
+});
+</script>
+"""
+
+
+def test_labels_are_never_under_bars_in_a_real_browser(
+    httptrace_server: Any, tmp_path: Path
+) -> None:
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    with Recorder.start() as recorder:
+        with httptrace_server.client() as client:  # many short requests in a row
+            for _ in range(8):
+                client.get("/")
+            client.get("/delay/0.02")
+            client.get("/")  # the last one, at the right edge
+
+        async def streams() -> None:
+            async with httptrace_server.async_client(http2=True) as client:
+                await asyncio.gather(client.get("/delay/0.02"), client.get("/"))
+
+        asyncio.run(streams())
+    _, html_path = write_report(
+        tmp_path / "run", [("test_labels.py::test_crowded", recorder.all_requests)]
+    )
+    html_path.write_text(
+        html_path.read_text().replace("</body>", _OVERLAPS + "</body>")
+    )
+    proc = subprocess.run(
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--window-size=1200,800",
+            "--dump-dom",
+            html_path.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    found = re.search(r'<pre id="overlaps">(.*?)</pre>', proc.stdout)
+    assert found, proc.stderr
+    assert found.group(1) == f"{len(recorder.all_requests)} labels; none"

@@ -357,6 +357,69 @@ def test_add_route_takes_apps_responses_and_bodies(
     assert (tea.status_code, tea.headers["x-tea"], tea.text) == (418, "yes", "shadowed")
 
 
+@pytest.mark.parametrize("http2", [False, True], ids=["h1", "h2"])
+def test_routes_with_path_parameters_and_methods(
+    httptrace_server: TestServer, http2: bool
+) -> None:
+    """Issue #13 item 12: a REST client under test needs /items/{id} and methods."""
+    seen: list[dict[str, str]] = []
+
+    async def item(scope: Any, receive: Any, send: Any) -> None:
+        seen.append(scope["path_params"])
+        body = json.dumps(scope["path_params"]).encode()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": body})
+
+    srv = httptrace_server
+    srv.add_route("/items/{id}", item, methods=["GET"])
+    srv.add_route("/items/{id}", Response(204), methods=["delete"])
+    srv.add_route("/items/new", "the exact path wins")
+    srv.add_route("/users/{user}/items/{id}", item)
+    srv.add_route("/files/{rest:path}", item)
+    with srv.client(http2=http2) as client:
+        assert client.get("/items/42").json() == {"id": "42"}
+        assert client.delete("/items/42").status_code == 204
+        assert client.get("/items/new").text == "the exact path wins"
+        put = client.put("/items/42", content=b"x")
+        assert (put.status_code, put.headers["allow"]) == (405, "DELETE, GET")
+        assert client.get("/users/ann/items/7").json() == {"user": "ann", "id": "7"}
+        assert client.get("/files/a/b.txt").json() == {"rest": "a/b.txt"}
+        assert client.get("/items/42/more").status_code == 404  # one segment only
+        assert client.get("/items/").status_code == 404
+    assert seen[0] == {"id": "42"}
+    assert [r.method for r in srv.log.requests[:2]] == ["GET", "DELETE"]
+
+
+def test_a_method_route_leaves_other_methods_to_the_built_in_routes(
+    httptrace_server: TestServer,
+) -> None:
+    httptrace_server.add_route("/echo", "posted", methods=["POST"])
+    with httptrace_server.client() as client:
+        assert client.post("/echo", content=b"x").text == "posted"
+        assert client.get("/echo").json()["method"] == "GET"  # the built-in /echo
+
+
+@pytest.mark.parametrize(
+    ("path", "kwargs", "error", "message"),
+    [
+        ("/a/{id}/{id}", {}, ValueError, r"names \{id\} twice"),
+        ("/a/{id", {}, ValueError, r"written \{name\}"),
+        ("/a/{1x}", {}, ValueError, r"written \{name\}"),
+        ("/a", {"methods": "GET"}, TypeError, r"a list of methods, e.g. \['GET'\]"),
+        ("/a", {"methods": []}, ValueError, "methods is empty"),
+    ],
+)
+def test_add_route_refuses_bad_templates_and_methods(
+    httptrace_server: TestServer,
+    path: str,
+    kwargs: dict[str, Any],
+    error: type[Exception],
+    message: str,
+) -> None:
+    with pytest.raises(error, match=message):
+        httptrace_server.add_route(path, "x", **kwargs)
+
+
 def test_hop_by_hop_headers_are_dropped_over_http2(
     httptrace_server: TestServer,
 ) -> None:
@@ -539,3 +602,38 @@ def test_importing_the_servers_imports_no_server_library() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert json.loads(result.stdout.replace("'", '"')) == []
+
+
+@pytest.mark.parametrize("tls", [True, False], ids=["tls", "plain"])
+@pytest.mark.parametrize("path", ["/stream/50", "/bytes/1000000", "/"])
+def test_an_abandoned_connection_is_cleaned_up_without_warnings(
+    tls: bool, path: str
+) -> None:
+    """Issue #13 item 9: a client that drops its socket mid-response (a leaked,
+    garbage-collected connection) leaves nothing on the server's side to warn about."""
+    import gc
+    import warnings
+
+    unraisable: list[object] = []
+    hook, sys.unraisablehook = sys.unraisablehook, unraisable.append
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with start_server(tls=tls) as srv:
+                raw = socket.create_connection((srv.host, srv.port))
+                sock: socket.socket = raw
+                if tls:
+                    sock = srv.ssl_context().wrap_socket(raw, server_hostname=srv.host)
+                sock.sendall(f"GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode())
+                assert sock.recv(100).startswith(b"HTTP/1.1 200")
+                raw.close() if not tls else sock.close()  # no close_notify, no drain
+                srv.log.wait_until(
+                    lambda log: all(c.closed_at is not None for c in log.connections)
+                )
+                assert not srv._tracker._live
+                gc.collect()
+            gc.collect()
+    finally:
+        sys.unraisablehook = hook
+    assert [str(w.message) for w in caught] == []
+    assert unraisable == []
