@@ -155,6 +155,7 @@ def mark_patch(patched: Callable[..., Any], original: Any, name: str) -> None:
 #: name -> dotted path ("module:attribute") or the source object once resolved.
 _REGISTRY: dict[str, str | Source] = {
     "httpx": "pytest_httptrace.httpx_trace:HTTPX",
+    "aiohttp": "pytest_httptrace.aiohttp_trace:AIOHTTP",
 }
 _lock = threading.RLock()
 _active = False
