@@ -45,7 +45,10 @@ def run(
             return await scenario(session)
         finally:
             await session.close()
-            await asyncio.sleep(0)  # TLS transports close on the next loop turn
+            # Closed TLS transports finish closing their sockets on later loop turns
+            # (aiohttp's advice for a graceful shutdown): let them, before the loop
+            # is closed, or their sockets are left to the garbage collector.
+            await asyncio.sleep(0.05)
 
     return asyncio.run(main())
 

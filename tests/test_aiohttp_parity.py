@@ -4,6 +4,7 @@ local TLS server (HTTP/1.1: aiohttp has no HTTP/2 client)."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import socket
 import ssl
 from typing import Any
@@ -279,8 +280,19 @@ def test_redirect_followed(httptrace_server: Any, httptrace_recorder: Recorder) 
     )
     hops = httptrace_recorder.requests
     assert [r.status for r in hops] == [302, 302, 200]
-    assert visible(hops[0].hooks) == [*COLD, "put_idle_conn"]
-    assert [visible(r.hooks) for r in hops[1:]] == [[*WARM, "put_idle_conn"]] * 2
+    assert visible(hops[0].hooks)[: len(COLD)] == COLD
+    for hop, following in itertools.pairwise(hops):
+        # aiohttp releases a redirect at once: its connection is kept only if the
+        # (empty) body had arrived by then, else closed. The hooks say which, and
+        # the next hop reuses it or dials.
+        kept = "put_idle_conn" in hop.hooks
+        assert following.got_conn is not None and following.got_conn.reused is kept
+        core = [
+            h
+            for h in visible(following.hooks)
+            if h != "put_idle_conn" and not h.startswith("dns_")
+        ]
+        assert core == (WARM if kept else [h for h in COLD if not h.startswith("dns_")])
     # One call: every hop returned when the call did.
     assert len({r.returned_at for r in hops}) == 1
     assert hops[-1].url.endswith("/")
