@@ -36,7 +36,10 @@ def _patched_now() -> list[str]:
         marked = getattr(fn, sources.PATCH_MARK, False)
         shipped = SHIPPED.setdefault((cls, name), fn) if not marked else None
         if marked or (shipped is not None and shipped is not fn):
-            changed.append(f"{cls.__module__}.{cls.__name__}.{name}")
+            # An owner is a class, or a module (aiohappyeyeballs.impl for aiohttp).
+            owner = getattr(cls, "__module__", None)
+            where = f"{owner}.{cls.__name__}" if owner else cls.__name__
+            changed.append(f"{where}.{name}")
     return changed
 
 
