@@ -179,7 +179,7 @@ def _wrap_protocol_init(orig: Callable[..., Any]) -> Callable[..., Any]:
 def _wrap_connection_made(orig: Callable[..., Any]) -> Callable[..., Any]:
     def connection_made(self: Any, transport: Any) -> None:
         orig(self, transport)
-        st = _HANDSHAKING.pop(self, None) if _HANDSHAKING else None
+        st = _HANDSHAKING.pop(self, None)
         if st is not None and st.state.tls_started:
             st.state.tls_started = False
             state = _tls_state(transport)

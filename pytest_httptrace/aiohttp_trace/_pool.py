@@ -117,7 +117,7 @@ def _wrap_release(orig: Callable[..., Any]) -> Callable[..., Any]:
     def _release(
         self: Any, key: Any, protocol: Any, *, should_close: bool = False
     ) -> None:
-        st = _ACTIVE.pop(protocol, None) if _ACTIVE else None
+        st = _ACTIVE.pop(protocol, None)
         orig(self, key, protocol, should_close=should_close)
         if st is not None:
             _released(st, self, key, protocol)
@@ -152,7 +152,7 @@ def _released(st: TracedRequest, connector: Any, key: Any, protocol: Any) -> Non
 def _wrap_connection_lost(orig: Callable[..., Any]) -> Callable[..., Any]:
     def connection_lost(self: Any, exc: BaseException | None) -> None:
         orig(self, exc)
-        record = _CONNS.get(self) if _CONNS else None
+        record = _CONNS.get(self)
         if record is not None and record.closed_at is None:
             record.closed_at = _now()
 

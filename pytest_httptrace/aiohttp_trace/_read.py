@@ -24,7 +24,7 @@ def _first_byte(st: TracedRequest) -> None:
 
 def _wrap_data_received(orig: Callable[..., Any]) -> Callable[..., Any]:
     def data_received(self: Any, data: bytes) -> None:
-        if _READING and data:
+        if data:
             st = _READING.pop(self, None)
             if st is not None:
                 _first_byte(st)
@@ -35,7 +35,7 @@ def _wrap_data_received(orig: Callable[..., Any]) -> Callable[..., Any]:
 
 def _wrap_read(orig: Callable[..., Any]) -> Callable[..., Any]:
     def read(self: Any) -> Any:
-        st = _ACTIVE.get(self) if _ACTIVE else None
+        st = _ACTIVE.get(self)
         if st is None:
             return orig(self)
         return traced(st, self)

@@ -30,7 +30,7 @@ def _wrote_request(st: TracedRequest, err: BaseException | None) -> None:
 
 
 def _writer_request(writer: Any) -> TracedRequest | None:
-    return _ACTIVE.get(writer._protocol) if _ACTIVE else None
+    return _ACTIVE.get(writer._protocol)
 
 
 def _wrap_write_headers(orig: Callable[..., Any]) -> Callable[..., Any]:
@@ -110,7 +110,7 @@ def _wrap_write_bytes(orig: Callable[..., Any]) -> Callable[..., Any]:
     def write_bytes(
         self: Any, writer: Any, conn: Any, *args: Any, **kwargs: Any
     ) -> Any:
-        st = _BY_REQUEST.get(self) if _BY_REQUEST else None
+        st = _BY_REQUEST.get(self)
         if st is None:
             return orig(self, writer, conn, *args, **kwargs)
         return traced(st, self, writer, conn, *args, **kwargs)
