@@ -303,16 +303,16 @@ def test_sessions_made_before_tracing_and_in_other_tasks(
 ) -> None:
     """No argument, no TraceConfig: any session in the process, made before the
     trace started, used from another task."""
-    seen: list[str] = []
+    seen: list[bool] = []
 
     async def scenario(session: aiohttp.ClientSession) -> None:
         await fetch(session, "/")  # untraced: dials before any trace
-        with with_client_trace(ClientTrace(got_conn=lambda i: seen.append("got"))):
+        with with_client_trace(ClientTrace(got_conn=lambda i: seen.append(i.reused))):
             await asyncio.create_task(fetch(session, "/"))
         await fetch(session, "/")  # untraced again
 
     run(httptrace_server, scenario)
-    assert seen == ["got"]
+    assert seen == [True]  # the connection dialed before the trace: reused
 
 
 def test_users_trace_configs_keep_working(
@@ -374,3 +374,42 @@ def test_two_hundred_concurrent_tasks(
     assert len(httptrace_recorder.events) == sum(len(r.events) for r in requests)
     assert dialed == len(httptrace_recorder.connections) <= 20
     assert dialed == len(httptrace_server.log.connections)
+
+
+def test_unix_socket(tmp_path: Any, httptrace_recorder: Recorder) -> None:
+    """UnixConnector: no DNS and no TCP dial (aiohttp connects the path itself);
+    the connection is new, then reused."""
+    path = str(tmp_path / "s.sock")
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while await reader.readuntil(b"\r\n\r\n"):
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            await writer.drain()
+
+    async def scenario() -> list[Any]:
+        server = await asyncio.start_unix_server(serve, path)
+        async with (
+            server,
+            aiohttp.ClientSession(
+                connector=aiohttp.UnixConnector(path=path)
+            ) as session,
+        ):
+            results = [
+                await fetch(session, "http://unix/"),
+                await fetch(session, "http://unix/"),
+            ]
+            await session.close()
+            server.close()
+            return results
+
+    assert asyncio.run(scenario()) == [Result(200, b"ok")] * 2
+    first, second = httptrace_recorder.requests
+    rest = [
+        "wrote_headers",
+        "wrote_request",
+        "got_first_response_byte",
+        "put_idle_conn",
+    ]
+    assert visible(first.hooks) == ["get_conn", "got_conn", *rest]
+    assert first.got_conn is not None and not first.got_conn.reused
+    assert second.got_conn is not None and second.got_conn.reused

@@ -89,9 +89,13 @@ def _wrap_connect(orig: Callable[..., Any]) -> Callable[..., Any]:
 def _got_conn(st: TracedRequest, proto: Any, pooled: dict[Any, float]) -> None:
     if proto is None:  # pragma: no cover - connect() never returns one without
         return
-    record = _connection_record(proto)
     dialed = st.state.dialed
-    fresh = dialed is not None and dialed() is proto
+    # New: dialed by this attempt (TCPConnector), or neither in the pool when the
+    # attempt began nor known to us (another connector's own dial: UnixConnector).
+    fresh = (dialed is not None and dialed() is proto) or (
+        proto not in pooled and proto not in _CONNS
+    )
+    record = _connection_record(proto)
     now = _now()
     with _lock:
         # Go: the first request on a connection gets reused=False, every later one
