@@ -224,3 +224,38 @@ def test_stale_keep_alive_connection(
     assert first.connection is not None and first.connection.closed_at is not None
     assert second.got_conn is not None and not second.got_conn.reused
     assert "connect_start" in second.hooks
+
+
+def test_through_a_forwarding_proxy(
+    httptrace_raw_http_server: Any, httptrace_recorder: Recorder
+) -> None:
+    """A plain-HTTP proxy: the connection is the proxy's, and so are the hooks
+    (Go's first hop); the request goes out with its absolute URL."""
+    proxy = httptrace_raw_http_server
+    proxy.script([ReadHead(), Send.response(200, "via proxy")])
+    proxy_url = proxy.url("/").rstrip("/")
+
+    async def scenario() -> Any:
+        async with aiohttp.ClientSession() as session:
+            return await fetch(session, "http://target.invalid/page", proxy=proxy_url)
+
+    assert asyncio.run(scenario()) == Result(200, b"via proxy")
+    assert proxy.received[0].startswith(b"GET http://target.invalid/page HTTP/1.1")
+    (request,) = httptrace_recorder.requests
+    assert request.getcall("get_conn").args == {"host_port": f"localhost:{proxy.port}"}
+    assert request.getcall("dns_start").args == {"host": "localhost"}
+    assert visible(request.hooks) == [
+        "get_conn",
+        "dns_start",
+        "dns_done",
+        "connect_start",
+        "connect_done",
+        "got_conn",
+        "wrote_headers",
+        "wrote_request",
+        "got_first_response_byte",
+        "put_idle_conn",
+    ]
+    assert request.connection is not None
+    assert request.connection.peer_addr is not None
+    assert request.connection.peer_addr.endswith(f":{proxy.port}")

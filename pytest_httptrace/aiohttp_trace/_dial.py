@@ -55,7 +55,7 @@ def _unique_ips(hosts: list[dict[str, Any]]) -> list[str]:
 def _wrap_resolve_host(orig: Callable[..., Any]) -> Callable[..., Any]:
     def _resolve_host(self: Any, host: str, port: int, traces: Any = None) -> Any:
         st = _DIAL.get()
-        if st is None or st.state.proxied:
+        if st is None:
             return orig(self, host, port, traces)
         return traced(st, self, host, port, traces)
 
@@ -128,7 +128,7 @@ def _wrap_connect_sock(orig: Callable[..., Any]) -> Callable[..., Any]:
 def _wrap_create(orig: Callable[..., Any]) -> Callable[..., Any]:
     def _wrap_create_connection(self: Any, *args: Any, **kwargs: Any) -> Any:
         st = _DIAL.get()
-        if st is None or st.state.proxied:
+        if st is None:
             return orig(self, *args, **kwargs)
         return traced(st, self, *args, **kwargs)
 
