@@ -120,7 +120,7 @@ def test_cancelled_mid_body(
         started = asyncio.Event()
 
         async def read_slowly() -> None:
-            async with session.get("/stream/20") as response:
+            async with session.get("/stream/5?gap=0.5") as response:
                 await response.content.readany()
                 started.set()
                 await response.read()
