@@ -134,7 +134,19 @@ def test_got_1xx_hook_raising_aborts_the_request(
 
 
 @pytest.mark.parametrize(
-    "hook", ["got_conn", "wrote_headers", "got_first_response_byte"]
+    "hook",
+    [
+        "get_conn",
+        "dns_done",
+        "connect_done",
+        "tls_handshake_done",
+        "got_conn",
+        "wrote_header_field",
+        "wrote_headers",
+        "wrote_request",
+        "got_first_response_byte",
+        # put_idle_conn may come after the call returned: see the test after next
+    ],
 )
 def test_a_raising_hook_completes_on_the_wire_then_raises(
     hook: str, httptrace_server: Any, httptrace_recorder: Recorder
@@ -259,3 +271,42 @@ def test_through_a_forwarding_proxy(
     assert request.connection is not None
     assert request.connection.peer_addr is not None
     assert request.connection.peer_addr.endswith(f":{proxy.port}")
+
+
+def test_a_hook_raising_after_the_call_returned_goes_to_unraisablehook(
+    httptrace_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[Any] = []
+    monkeypatch.setattr("sys.unraisablehook", seen.append)
+
+    def boom(err: BaseException | None) -> None:
+        raise RuntimeError("late")
+
+    async def scenario(session: aiohttp.ClientSession) -> Any:
+        with with_client_trace(ClientTrace(put_idle_conn=boom)):
+            async with session.get("/stream/3") as response:
+                body = await response.read()  # put_idle_conn here: after the call
+            return [body, await fetch(session, "/close")]
+
+    body, after = run(httptrace_server, scenario)
+    assert body == b"chunk 0\nchunk 1\nchunk 2\n"
+    assert isinstance(after, Result) and after.status == 200
+    assert len(seen) == 1
+    assert isinstance(seen[0].exc_value, RuntimeError)
+    assert "after the call returned" in seen[0].err_msg
+
+
+@pytest.mark.parametrize(
+    "fixture", ["httptrace_http_server", "httptrace_raw_http_server"]
+)
+def test_plain_servers_give_sessions_too(
+    fixture: str, request: pytest.FixtureRequest, httptrace_recorder: Recorder
+) -> None:
+    server = request.getfixturevalue(fixture)
+    if fixture == "httptrace_raw_http_server":
+        server.script([ReadHead(), Send.response(200, "hello")])
+    assert run(server, lambda s: fetch(s, "/")) == Result(200, b"hello")
+    (record,) = httptrace_recorder.requests
+    assert record.url == server.url("/")
+    assert not any(h.startswith("tls_") for h in record.hooks)
+    assert visible(record.hooks)[-2:] == ["got_first_response_byte", "put_idle_conn"]
