@@ -7,6 +7,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from typing import Any
 
 import aiohappyeyeballs.impl
 import aiohttp
@@ -92,3 +93,30 @@ def test_the_source_imports_no_aiohttp_until_installed() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_a_request_in_flight_keeps_no_recorder_alive(httptrace_server: Any) -> None:
+    """Neither our maps nor the contexts asyncio copied while the request dialed
+    (the connection's transport callbacks keep one for its whole life) hold the
+    request, and so its recorder, once tracing stopped."""
+    import asyncio
+    import gc
+    import weakref
+
+    from pytest_httptrace.aiohttp_trace import _core
+
+    async def main() -> weakref.ref[Recorder]:
+        async with httptrace_server.aiohttp_session() as session:
+            recorder = Recorder.start()
+            response = await session.get("/stream/2?gap=0.2")  # not read yet
+            recorder.stop()
+            assert len(recorder.requests) == 1
+            ref = weakref.ref(recorder)
+            del recorder
+            gc.collect()
+            assert not _core._ACTIVE and not _core._BY_REQUEST
+            response.release()
+        await asyncio.sleep(0.05)
+        return ref
+
+    assert asyncio.run(main())() is None

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..trace import TracedRequest, current_chain
-from ._core import _CALL, _now
+from ._core import _CALL, _now, _Slot
 
 # Written for aiohttp 3.14: ``ClientSession.request/get/post/...`` and ``ws_connect``
 # all await ``ClientSession._request``; it returns once the response head is read
@@ -36,13 +36,15 @@ def _wrap_request(orig: Callable[..., Any]) -> Callable[..., Any]:
 
     async def traced(self: Any, *args: Any, **kwargs: Any) -> Any:
         call: list[TracedRequest] = []
-        token = _CALL.set(call)
+        slot = _Slot(call)
+        token = _CALL.set(slot)
         try:
             response = await orig(self, *args, **kwargs)
         except BaseException as exc:
             _end_call(call, exc)
             raise
         finally:
+            slot.value = None
             _CALL.reset(token)
         _end_call(call, None)
         for st in call:

@@ -51,16 +51,41 @@ class _State:
         self.wrote_request = False
 
 
+class _Slot:
+    """What a context variable of ours holds: a box emptied when its scope ends.
+
+    asyncio copies the context into everything started inside a scope: the tasks
+    of a lookup or a dial, and the transport callbacks of a new connection, which
+    live as long as the connection. Emptying the box at the end of the scope keeps
+    those copies from holding the request (and its recorder) or from seeing it
+    later.
+    """
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
 #: The requests started by the current ``ClientSession._request`` call (one per
-#: attempt: redirects, aiohttp's retry of a stale keep-alive connection).
-_CALL: contextvars.ContextVar[list[TracedRequest] | None] = contextvars.ContextVar(
+#: attempt: redirects, aiohttp's retry of a stale keep-alive connection): a
+#: `_Slot` of a list, emptied (None) when the call returns.
+_CALL: contextvars.ContextVar[_Slot | None] = contextvars.ContextVar(
     "pytest_httptrace_aiohttp_call", default=None
 )
 #: The attempt whose connection is being obtained in this context (set by the
-#: connector wrapper; the DNS lookup, the dial tasks and the TLS handshake see it).
-_DIAL: contextvars.ContextVar[TracedRequest | None] = contextvars.ContextVar(
+#: connector wrapper; the DNS lookup, the dial tasks and the TLS handshake see it):
+#: a `_Slot` of the request, emptied when ``connect`` returns.
+_DIAL: contextvars.ContextVar[_Slot | None] = contextvars.ContextVar(
     "pytest_httptrace_aiohttp_dial", default=None
 )
+
+
+def _dialing() -> TracedRequest | None:
+    """The attempt dialing in this context, if any."""
+    slot = _DIAL.get()
+    return None if slot is None else slot.value
+
 
 _lock = threading.Lock()
 _conn_ids = iter(range(1, 1 << 62))

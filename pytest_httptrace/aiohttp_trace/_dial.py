@@ -32,11 +32,11 @@ from aiohttp.helpers import is_ip_address
 
 from ..trace import DNSDoneInfo, DNSStartInfo, TLSConnectionState, TracedRequest
 from ._core import (
-    _DIAL,
     _HANDSHAKING,
     _addr,
     _canceled,
     _connection_record,
+    _dialing,
     _now,
 )
 
@@ -54,7 +54,7 @@ def _unique_ips(hosts: list[dict[str, Any]]) -> list[str]:
 
 def _wrap_resolve_host(orig: Callable[..., Any]) -> Callable[..., Any]:
     def _resolve_host(self: Any, host: str, port: int, traces: Any = None) -> Any:
-        st = _DIAL.get()
+        st = _dialing()
         if st is None:
             return orig(self, host, port, traces)
         return traced(st, self, host, port, traces)
@@ -96,7 +96,7 @@ def _wrap_connect_sock(orig: Callable[..., Any]) -> Callable[..., Any]:
     def _connect_sock(
         loop: Any, exceptions: Any, addr_info: Any, *a: Any, **k: Any
     ) -> Any:
-        st = _DIAL.get()
+        st = _dialing()
         if st is None:
             return orig(loop, exceptions, addr_info, *a, **k)
         return traced(st, loop, exceptions, addr_info, *a, **k)
@@ -127,7 +127,7 @@ def _wrap_connect_sock(orig: Callable[..., Any]) -> Callable[..., Any]:
 
 def _wrap_create(orig: Callable[..., Any]) -> Callable[..., Any]:
     def _wrap_create_connection(self: Any, *args: Any, **kwargs: Any) -> Any:
-        st = _DIAL.get()
+        st = _dialing()
         if st is None:
             return orig(self, *args, **kwargs)
         return traced(st, self, *args, **kwargs)
@@ -165,7 +165,7 @@ def _sockaddr(value: Any) -> str | None:
 def _wrap_protocol_init(orig: Callable[..., Any]) -> Callable[..., Any]:
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
         orig(self, *args, **kwargs)
-        st = _DIAL.get()
+        st = _dialing()
         if st is not None and st.state.tls and not st.state.tls_started:
             # loop.create_connection(ssl=...) makes the protocol, then starts the
             # handshake at once: this is the handshake's start.

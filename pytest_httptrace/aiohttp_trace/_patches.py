@@ -24,6 +24,7 @@ from aiohttp.http_writer import StreamWriter
 
 from ..sources import UnsupportedVersionError, mark_patch
 from ._call import _wrap_request
+from ._core import _ACTIVE, _BY_REQUEST, _HANDSHAKING, _READING
 from ._dial import (
     _wrap_connect_sock,
     _wrap_connection_made,
@@ -43,6 +44,7 @@ from ._write import (
 
 #: Versions this package was written and tested for (prefixes).
 SUPPORTED = {"aiohttp": ("3.14.",), "aiohappyeyeballs": ("2.",)}
+_PINS = {"aiohttp": "aiohttp>=3.14,<3.15", "aiohappyeyeballs": "aiohappyeyeballs>=2,<3"}
 
 Wrapper = Callable[[Callable[..., Any]], Callable[..., Any]]
 
@@ -87,7 +89,7 @@ def check_versions() -> None:
                 f"pytest-httptrace traces {dist} {wanted}, found {dist} "
                 f"{found[dist]}: its aiohttp instrumentation patches private parts "
                 "of aiohttp and would not tell the truth on another version. "
-                f"Install a supported version (pip install 'aiohttp>=3.14,<3.15'), "
+                f"Install a supported version (pip install '{_PINS[dist]}'), "
                 "or disable the plugin with -p no:httptrace."
             )
     _checked = True
@@ -115,6 +117,10 @@ def uninstall() -> None:
         else:
             setattr(owner, name, own)
     _originals.clear()
+    # Requests still in flight keep no trace (nor its recorder) alive through us;
+    # connection records stay (they hold their connections weakly).
+    for requests in (_ACTIVE, _READING, _HANDSHAKING, _BY_REQUEST):
+        requests.clear()
 
 
 def installed() -> bool:

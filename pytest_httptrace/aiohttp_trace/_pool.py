@@ -26,6 +26,7 @@ from ._core import (
     _connection_record,
     _lock,
     _now,
+    _Slot,
     _source_info,
     _State,
 )
@@ -61,7 +62,8 @@ def _start(req: Any, call: list[TracedRequest]) -> TracedRequest | None:
 
 def _wrap_connect(orig: Callable[..., Any]) -> Callable[..., Any]:
     def connect(self: Any, req: Any, traces: Any, timeout: Any) -> Any:
-        call = _CALL.get()
+        slot = _CALL.get()
+        call = None if slot is None else slot.value
         if call is None:
             return orig(self, req, traces, timeout)
         return traced(self, req, traces, timeout, call)
@@ -75,10 +77,12 @@ def _wrap_connect(orig: Callable[..., Any]) -> Callable[..., Any]:
         # When each pooled connection went idle, by aiohttp's own clock (read before
         # connect() takes one, synchronously: nothing runs in between).
         pooled = {proto: t0 for proto, t0 in self._conns.get(req.connection_key, ())}
-        token = _DIAL.set(st)
+        slot = _Slot(st)
+        token = _DIAL.set(slot)
         try:
             conn = await orig(self, req, traces, timeout)
         finally:
+            slot.value = None
             _DIAL.reset(token)
         _got_conn(st, conn.protocol, pooled)
         return conn
