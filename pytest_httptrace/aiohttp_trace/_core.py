@@ -108,9 +108,8 @@ _BY_REQUEST: weakref.WeakKeyDictionary[object, TracedRequest] = (
 )
 
 
-def _now() -> float:
-    # aiohttp's pool stamps idle connections with time.monotonic too.
-    return time.monotonic()
+#: The clock of every record (aiohttp's pool stamps idle connections with it too).
+_now = time.monotonic
 
 
 def _connection_record(proto: object) -> TracedConnection:

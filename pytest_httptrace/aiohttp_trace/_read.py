@@ -18,16 +18,12 @@ from ..trace import TracedRequest
 from ._core import _ACTIVE, _READING, AiohttpRequestAbortedByHook
 
 
-def _first_byte(st: TracedRequest) -> None:
-    st.fire("got_first_response_byte")
-
-
 def _wrap_data_received(orig: Callable[..., Any]) -> Callable[..., Any]:
     def data_received(self: Any, data: bytes) -> None:
         if data:
             st = _READING.pop(self, None)
             if st is not None:
-                _first_byte(st)
+                st.fire("got_first_response_byte")
         orig(self, data)
 
     return data_received
