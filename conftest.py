@@ -7,13 +7,23 @@
   culprit.
 - At the end of the session (each xdist worker): no thread and no file descriptor
   that the session opened remains.
+
+It also holds the client-library axis of the httpx tests (`httpx_lib`): a module that
+marks itself with ``pytestmark = pytest.mark.usefixtures("httpx_lib")`` runs each of
+its tests once per installed httpx flavour, httpx and httpx2. For the duration of the
+test the module's ``httpx`` (and ``httpcore``) names are the flavour's modules and the
+local servers' ``client()`` / ``async_client()`` build that flavour's clients, so the
+tests are written once, against ``httpx``.
 """
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import os
 import threading
 from collections.abc import Iterator
+from types import ModuleType
 
 import pytest
 import trustme  # noqa: F401
@@ -27,6 +37,7 @@ import pytest_httptrace.raw_server
 import pytest_httptrace.recorder
 import pytest_httptrace.server  # noqa: F401
 from pytest_httptrace import httpx_trace, sources, trace
+from pytest_httptrace.server import HTTPX_LIBRARIES
 
 #: The shipped function of every patched attribute, as first seen unpatched (a
 #: library imported later joins when it is first seen).
@@ -40,7 +51,10 @@ def _patched_now() -> list[str]:
         marked = getattr(fn, sources.PATCH_MARK, False)
         shipped = SHIPPED.setdefault((cls, name), fn) if not marked else None
         if marked or (shipped is not None and shipped is not fn):
-            changed.append(f"{cls.__module__}.{cls.__name__}.{name}")
+            # An owner is a class, or a module (aiohappyeyeballs.impl for aiohttp).
+            owner = getattr(cls, "__module__", None)
+            where = f"{owner}.{cls.__name__}" if owner else cls.__name__
+            changed.append(f"{where}.{name}")
     return changed
 
 
@@ -113,3 +127,26 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 _start_key = pytest.StashKey[tuple[set[int], set[threading.Thread]]]()
+
+
+# -- the client-library axis -----------------------------------------------------
+
+CORE = {"httpx": "httpcore", "httpx2": "httpcore2"}
+INSTALLED = [lib for lib in HTTPX_LIBRARIES if importlib.util.find_spec(lib)]
+
+
+@pytest.fixture(params=INSTALLED)
+def httpx_lib(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> ModuleType:
+    """httpx or httpx2 (and its httpcore) in place of the test module's ``httpx``
+    (and ``httpcore``) for this test."""
+    from pytest_httptrace.server import _Endpoint  # TestServer's and RawServer's
+
+    module = importlib.import_module(request.param)
+    core = importlib.import_module(CORE[request.param])
+    for name, value in (("httpx", module), ("httpcore", core)):
+        if name in vars(request.module):
+            monkeypatch.setattr(request.module, name, value)
+    monkeypatch.setattr(_Endpoint, "default_lib", request.param)
+    return module

@@ -559,12 +559,61 @@ def render_summary(results: dict[str, dict[str, Any]]) -> str:
     return _table(["what", "target", "measured (medians)", "verdict"], rows)
 
 
+def render_aiohttp_overhead(r: dict[str, Any]) -> str:
+    labels = {
+        "plain": "aiohttp as shipped (baseline)",
+        "plain_b": "aiohttp as shipped, second session (A/A control)",
+        "noop_traceconfig": "a no-op aiohttp TraceConfig on the session",
+        "recording": f"every hook recording ({r['events_per_request']:.0f} events)",
+    }
+    rows = [
+        [
+            labels[x["variant"]],
+            _spread(x["us"], 0),
+            f"{x['ratio']:.3f}",
+            _range(x["round_ratio"]),
+            _ci(x["round_ratio"]),
+            _f(x["cpu_us"], 0),
+            f"{x['cpu_ratio']['median']:.3f}",
+            _verdict(x["round_ratio"]["median"], x["target"]),
+        ]
+        for x in r["rows"]
+    ]
+    meta = r["meta"]
+    load = meta.get("loadavg")
+    quick = " (QUICK MODE: not for comparison)" if r.get("quick") else ""
+    head = (
+        f"Command: `{COMMAND}.aiohttp_overhead` (or `{COMMAND} aiohttp_overhead`)"
+        f"{quick}. Measured {meta['date']} at commit `{meta['commit']}`, Python "
+        f"{meta['python']}, {meta['cpus']} CPUs"
+        + (f", load average {load[0]:.2f}" if load else "")
+        + f"; aiohttp {r['aiohttp']}; took {r['seconds']:.0f} s. {r['rounds']} rounds "
+        f"x {r['per_round']} timed keep-alive TLS GETs per variant, one process, "
+        "variants interleaved; the server in another process."
+    )
+    table = _table(
+        [
+            "variant",
+            "µs/request: median (p25–p75)",
+            "ratio",
+            "per-round ratio: median [min–max]",
+            "CI of the per-round median",
+            "client CPU µs/request",
+            "CPU ratio (per-round median)",
+            "target",
+        ],
+        rows,
+    )
+    return head + "\n\n" + table
+
+
 RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
     "overhead": render_overhead,
     "cold": render_cold,
     "startup": render_startup,
     "servers": render_servers,
     "scale": render_scale,
+    "aiohttp_overhead": render_aiohttp_overhead,
 }
 
 

@@ -21,7 +21,16 @@ from . import sources
 
 #: Standard-library plumbing between a call and its request (threads, tasks).
 _PLUMBING = frozenset(
-    {"asyncio", "concurrent", "threading", "contextlib", "contextvars", "functools"}
+    {
+        "asyncio",
+        "concurrent",
+        "threading",
+        "contextlib",
+        "contextvars",
+        "functools",
+        "anyio",
+        "sniffio",
+    }
 )
 
 _PLUGIN, _INTERNAL, _STDLIB, _THIRD, _USER = range(5)
@@ -63,15 +72,17 @@ def _kind(filename: str, top: str, internal: frozenset[str]) -> int:
     return kind
 
 
-def user_origin(skip: int = 1) -> tuple[str | None, tuple[str, ...]]:
+def user_origin(
+    skip: int = 1, source: str | None = None
+) -> tuple[str | None, tuple[str, ...]]:
     """``(file:line, via)`` for the request being made now.
 
     ``via`` lists the third-party packages between the user's line and the client
-    library, outermost first. Without a user frame (a request made by a library's
-    own thread, say) the first frame outside the client library and this plugin is
-    the origin.
+    library of source ``source``, outermost first. Without a user frame (a request
+    made by a library's own thread, say) the first frame outside the client library
+    and this plugin is the origin.
     """
-    internal = sources.internal_modules()
+    internal = sources.internal_modules(source)
     frame: FrameType | None = sys._getframe(skip + 1)
     via: list[str] = []
     fallback: str | None = None
@@ -79,11 +90,12 @@ def user_origin(skip: int = 1) -> tuple[str | None, tuple[str, ...]]:
         top = frame.f_globals.get("__name__", "").partition(".")[0]
         kind = _kind(frame.f_code.co_filename, top, internal)
         if kind == _USER:
-            return f"{frame.f_code.co_filename}:{frame.f_lineno}", tuple(reversed(via))
+            # Outermost first, each package where it was entered first from outside.
+            outermost = tuple(dict.fromkeys(reversed(via)))
+            return f"{frame.f_code.co_filename}:{frame.f_lineno}", outermost
         if kind == _THIRD:
             if fallback is None:
                 fallback = f"{frame.f_code.co_filename}:{frame.f_lineno}"
-            if top not in via:
-                via.append(top)
+            via.append(top)
         frame = frame.f_back
     return fallback, ()

@@ -50,12 +50,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ._certs import server_ssl_context
 from .server import THREAD_TIMEOUT, _Endpoint, bind_loopback
 
 if TYPE_CHECKING:
+    import aiohttp
     import trustme
     from typing_extensions import Self
 
@@ -736,6 +737,29 @@ class RawServer(_Endpoint):
     def __repr__(self) -> str:
         state = "running" if self._thread is not None else "stopped"
         return f"<RawServer {self.scheme}://{self.host}:{self.port} {state}>"
+
+    # -- aiohttp (issue #14) ------------------------------------------------------
+
+    def aiohttp_session(self, **session_kwargs: Any) -> aiohttp.ClientSession:
+        """An ``aiohttp.ClientSession`` for this server; call it inside the event loop.
+
+        aiohttp's own defaults, except: a ``TCPConnector(ssl=self.ssl_context())``
+        (TLS: trusts this server's CA only), ``trust_env=False``, ``base_url`` this
+        server. Any `aiohttp.ClientSession` argument passes through (a
+        ``connector`` of yours replaces ours: give it ``ssl=server.ssl_context()``).
+
+        Example::
+
+            async with httptrace_server.aiohttp_session() as session:
+                async with session.get("/") as response:
+                    assert response.status == 200
+        """
+        from .aiohttp_trace._session import session_for
+
+        context = self.ssl_context() if self.tls else None
+        return session_for(self.url("/"), context, session_kwargs)
+
+    # -- end of aiohttp ---------------------------------------------------------------
 
 
 def _clip(step: Step, limit: int = 60) -> str:

@@ -329,7 +329,8 @@ class Recorder(Sequence[RequestRecord]):
                 request.events.append(event)
 
     def _new_request(self, traced: TracedRequest) -> RequestRecord:
-        origin, via = user_origin(skip=2)
+        source = traced.source.name if traced.source is not None else None
+        origin, via = user_origin(skip=2, source=source)
         request = RequestRecord(
             id=len(self._by_traced) + 1,
             method=traced.method,

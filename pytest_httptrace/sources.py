@@ -156,6 +156,7 @@ def mark_patch(patched: Callable[..., Any], original: Any, name: str) -> None:
 _REGISTRY: dict[str, str | Source] = {
     "httpx": "pytest_httptrace.httpx_trace:HTTPX",
     "httpx2": "pytest_httptrace.httpx_trace:HTTPX2",
+    "aiohttp": "pytest_httptrace.aiohttp_trace:AIOHTTP",
 }
 _lock = threading.RLock()
 _active = False
@@ -280,8 +281,14 @@ def patched_functions() -> dict[tuple[type, str], Any]:
     return found
 
 
-def internal_modules() -> frozenset[str]:
-    """Top-level module names of every installed source's library."""
+def internal_modules(name: str | None = None) -> frozenset[str]:
+    """Top-level module names of source ``name``'s library (another source's
+    library above it, httpx2 under an SDK's aiohttp transport say, is a library in
+    between); without a name, or for one not installed, those of every installed
+    source."""
+    source = _installed.get(name) if name is not None else None
+    if source is not None:
+        return frozenset(source.internal_modules)
     with _lock:
         return frozenset(m for s in _installed.values() for m in s.internal_modules)
 

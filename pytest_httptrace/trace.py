@@ -418,6 +418,21 @@ def current_chain(extra: ClientTrace | None = None) -> tuple[ClientTrace, ...]:
 # -- the per-request dispatcher -----------------------------------------------------
 
 _ids = itertools.count(1)
+_last_id = 0
+
+
+def _new_id() -> int:
+    global _last_id
+    _last_id = next(_ids)
+    return _last_id
+
+
+def requests_started() -> int:
+    """How many requests any source has started in this process (to tell whether
+    a layer's call led to a traced request of another source below it)."""
+    return _last_id
+
+
 _dispatch_local = threading.local()
 
 
@@ -468,7 +483,7 @@ class TracedRequest:
     method: str
     url: str
     chain: tuple[ClientTrace, ...]
-    id: int = dataclasses.field(default_factory=lambda: next(_ids))
+    id: int = dataclasses.field(default_factory=_new_id)
     started_at: float = dataclasses.field(default_factory=time.monotonic)
     returned_at: float | None = None
     closed_at: float | None = None

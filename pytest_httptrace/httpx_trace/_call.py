@@ -13,7 +13,7 @@ import contextvars
 from collections.abc import Callable, Generator
 from typing import Any
 
-from ..trace import ClientTrace, TracedRequest, current_chain
+from ..trace import ClientTrace, TracedRequest, current_chain, requests_started
 from ._continue import await_continue, wait_for_continue
 from ._events import on_httpcore_event
 from ._flavour import Flavour, pool_answerer, proxy_origin, transport_for
@@ -231,6 +231,7 @@ handle_async_request = _transport_wrapper(_arun, True)
 
 def _send_flow(fl: Flavour, client: Any, request: Any) -> Flow:
     call: list[TracedRequest] = []
+    started = requests_started()
     token = CALL.set(call)
     try:
         response = yield _ORIGINAL
@@ -239,7 +240,9 @@ def _send_flow(fl: Flavour, client: Any, request: Any) -> Flow:
         raise
     finally:
         CALL.reset(token)
-    if not call:  # answered without the pool: nothing of it can be traced
+    # Answered without the pool, and no other source (aiohttp under an SDK's
+    # transport, say) traced it either: say so when nothing was recorded.
+    if not call and requests_started() == started:
         note_bypass(fl, transport_for(client, request.url))
     _end_call(call, None)
     for st in call:

@@ -1,0 +1,59 @@
+"""The call: ``ClientSession._request`` (what ``session.get()`` awaits), whose return
+is "the call returned" of every attempt it made; hook errors are raised from it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ..trace import TracedRequest, current_chain
+from ._core import _CALL, _now, _Slot
+
+# Written for aiohttp 3.14: ``ClientSession.request/get/post/...`` and ``ws_connect``
+# all await ``ClientSession._request``; it returns once the response head is read
+# (Go's RoundTrip). aiohttp's public TraceConfig signals have no "call returned"
+# that covers every attempt, hence the private wrapper.
+
+
+def _end_call(call: list[TracedRequest], error: BaseException | None) -> None:
+    now = _now()
+    for st in call:
+        if st.returned_at is None:
+            st.returned_at = now
+    if error is not None and call:
+        last = call[-1]
+        # The record carries what the caller saw (aiohttp wraps OSError and
+        # SSL errors in its own; those stay reachable as __cause__).
+        if last.error is None or last.error in (error.__cause__, error.__context__):
+            last.error = error
+
+
+def _wrap_request(orig: Callable[..., Any]) -> Callable[..., Any]:
+    def _request(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if not current_chain():
+            return orig(self, *args, **kwargs)  # untraced: the original coroutine
+        return traced(self, *args, **kwargs)
+
+    async def traced(self: Any, *args: Any, **kwargs: Any) -> Any:
+        call: list[TracedRequest] = []
+        slot = _Slot(call)
+        token = _CALL.set(slot)
+        try:
+            response = await orig(self, *args, **kwargs)
+        except BaseException as exc:
+            _end_call(call, exc)
+            raise
+        finally:
+            slot.value = None
+            _CALL.reset(token)
+        _end_call(call, None)
+        for st in call:
+            err = st.take_hook_error()
+            if err is not None:
+                # The request completed on the wire; the caller gets the hook's
+                # exception, and the response it would have got is closed.
+                response.close()
+                raise err
+        return response
+
+    return _request
