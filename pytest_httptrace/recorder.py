@@ -137,10 +137,18 @@ class RequestRecord:
     via: tuple[str, ...] = ()
     """Third-party packages between `origin` and the client library, outermost first
     (``("openai",)`` for a request an SDK made)."""
-    events: list[Event] = field(default_factory=list, repr=False)
     connection: ConnectionRecord | None = field(default=None, repr=False)
     _traced: TracedRequest | None = field(default=None, repr=False)
     _last_seq: int = field(default=-1, repr=False)
+    _events: list[Event] = field(default_factory=list, repr=False)
+    _owner: Recorder | None = field(default=None, repr=False)
+
+    @property
+    def events(self) -> list[Event]:
+        """Its hook calls (`Event`), in order."""
+        if self._owner is not None:
+            self._owner._flush()  # events are built when first read
+        return self._events
 
     @property
     def hooks(self) -> list[str]:
@@ -251,6 +259,9 @@ class Recorder(Sequence[RequestRecord]):
         self._lock = threading.Lock()
         self._requests: list[RequestRecord] = []
         self._events: list[Event] = []
+        #: Hook calls as recorded, on the request's path: plain tuples, turned into
+        #: `Event` objects (``_events``) only when something reads them.
+        self._raw: list[tuple[Any, ...]] = []
         self._by_traced: dict[int, RequestRecord] = {}
         self._connections: dict[int, ConnectionRecord] = {}
         self._recording = False
@@ -297,36 +308,67 @@ class Recorder(Sequence[RequestRecord]):
         return record
 
     def _record(self, hook: HookName, args: tuple[Any, ...]) -> None:
+        # On the request's path: as little as can be. The Event is built on read.
         if not self._recording:
             return
-        now = time.monotonic()
         traced = dispatching()
-        thread = threading.current_thread().name
-        task = current_task_name()
-        with self._lock:
-            request = None
-            if traced is not None:
-                request = self._by_traced.get(traced.id)
-                if request is None:
-                    request = self._new_request(traced)
-                if request._last_seq == traced.seq:
-                    return  # the same dispatch reached this recorder twice
-                request._last_seq = traced.seq
-                if traced.connection is not None and request.connection is None:
-                    request.connection = self._connection(traced.connection, request)
-            event = Event(
-                hook=hook,
-                time=now,
-                thread=thread,
-                task=task,
-                request=request,
-                after_return=traced is not None and traced.returned,
-                index=len(self._events),
-                raw=args,
+        if traced is None:  # a hook called by hand, outside any request
+            entry = (None, hook, time.monotonic(), _thread_name(), _task(), False, args)
+            self._raw.append(entry)
+            return
+        request = self._by_traced.get(traced.id)
+        if request is None or (
+            request.connection is None and traced.connection is not None
+        ):
+            request = self._attach(traced)
+        if request._last_seq == traced.seq:
+            return  # the same dispatch reached this recorder twice
+        request._last_seq = traced.seq
+        self._raw.append(
+            (
+                request,
+                hook,
+                time.monotonic(),
+                _thread_name(),
+                _task(),
+                traced.returned_at is not None,
+                args,
             )
-            self._events.append(event)
-            if request is not None:
-                request.events.append(event)
+        )
+
+    def _attach(self, traced: TracedRequest) -> RequestRecord:
+        """The record of ``traced`` (new on its first hook call), with its
+        connection once the source knows it."""
+        with self._lock:
+            request = self._by_traced.get(traced.id)
+            if request is None:
+                request = self._new_request(traced)
+            if traced.connection is not None and request.connection is None:
+                request.connection = self._connection(traced.connection, request)
+            return request
+
+    def _flush(self) -> None:
+        """Build the `Event` of every hook call recorded since the last read."""
+        raw = self._raw
+        if len(raw) == len(self._events):
+            return
+        with self._lock:
+            events = self._events
+            for i in range(len(events), len(raw)):
+                request, hook, t, thread, task, after, args = raw[i]
+                event = Event(
+                    hook=hook,
+                    time=t,
+                    thread=thread,
+                    task=task,
+                    request=request,
+                    after_return=after,
+                    index=i,
+                    raw=args,
+                )
+                events.append(event)
+                if request is not None:
+                    request._events.append(event)
 
     def _new_request(self, traced: TracedRequest) -> RequestRecord:
         source = traced.source.name if traced.source is not None else None
@@ -339,6 +381,7 @@ class Recorder(Sequence[RequestRecord]):
             origin=origin,
             via=via,
             _traced=traced,
+            _owner=self,
         )
         self._by_traced[traced.id] = request
         self._requests.append(request)
@@ -381,6 +424,7 @@ class Recorder(Sequence[RequestRecord]):
     @property
     def events(self) -> list[Event]:
         """Hook calls of the current phase's requests, in time order."""
+        self._flush()
         with self._lock:
             return [
                 e
@@ -403,6 +447,7 @@ class Recorder(Sequence[RequestRecord]):
         with self._lock:
             self._requests.clear()
             self._events.clear()
+            self._raw.clear()
             self._by_traced.clear()
             self._connections.clear()
 
@@ -429,6 +474,13 @@ class Recorder(Sequence[RequestRecord]):
             f"<Recorder {len(self.requests)} requests, {len(self.events)} events, "
             f"phase={self.phase!r}>"
         )
+
+
+def _thread_name() -> str:
+    return threading.current_thread().name
+
+
+_task = current_task_name
 
 
 def _event_args(hook: str, args: tuple[Any, ...]) -> dict[str, Any]:

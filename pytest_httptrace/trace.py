@@ -71,6 +71,7 @@ HookName = Literal[
 
 #: Every hook name, in the order of Go's ``ClientTrace`` struct.
 HOOK_NAMES: tuple[HookName, ...] = get_args(HookName)
+_HOOK_SET = frozenset(HOOK_NAMES)
 
 #: The names of each hook's arguments as they appear in ``Event.args``: Go's names in
 #: snake_case. Hooks that take one info struct in Go list that struct's fields, since
@@ -244,9 +245,22 @@ class ClientTrace:
                     "you need and await it after the request instead."
                 )
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        object.__setattr__(self, name, value)
+        if name in _HOOK_SET:  # keep `names_set` true when a hook is (re)assigned
+            object.__setattr__(self, "_names_set", None)
+
     def hooks(self) -> dict[str, Hook]:
         """The hooks that are set, by name."""
         return {n: f for n in HOOK_NAMES if (f := getattr(self, n)) is not None}
+
+    def names_set(self) -> frozenset[str]:
+        """The names of the hooks that are set (cached: sources ask per request)."""
+        names: frozenset[str] | None = self.__dict__.get("_names_set")
+        if names is None:
+            names = frozenset(n for n in HOOK_NAMES if getattr(self, n) is not None)
+            object.__setattr__(self, "_names_set", names)
+        return names
 
 
 def compose(newer: ClientTrace, older: ClientTrace) -> ClientTrace:
@@ -507,8 +521,11 @@ class TracedRequest:
         return self.returned_at is not None
 
     def __post_init__(self) -> None:
-        self.wanted: frozenset[str] = frozenset(
-            name for trace in self.chain for name in trace.hooks()
+        chain = self.chain
+        self.wanted: frozenset[str] = (
+            chain[0].names_set()
+            if len(chain) == 1
+            else frozenset().union(*(trace.names_set() for trace in chain))
         )
         """The hooks some trace of the chain sets: sources skip the others."""
 

@@ -225,3 +225,11 @@ def test_unsupported_httpx_version_fails_once_with_the_range(
         Recorder.start()
     assert not _patches.installed()
     assert not trace.instrumentation_active() and trace._GLOBAL == ()
+
+
+def test_hooks_set_after_construction_are_seen() -> None:
+    trace = ClientTrace(got_conn=print)
+    assert trace.names_set() == {"got_conn"}
+    trace.wrote_headers = print
+    request = TracedRequest(method="GET", url="https://x/", chain=(trace,))
+    assert request.wanted == {"got_conn", "wrote_headers"}
