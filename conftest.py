@@ -36,7 +36,11 @@ def _patched_now() -> list[str]:
         marked = getattr(fn, sources.PATCH_MARK, False)
         shipped = SHIPPED.setdefault((cls, name), fn) if not marked else None
         if marked or (shipped is not None and shipped is not fn):
-            changed.append(f"{cls.__module__}.{cls.__name__}.{name}")
+            # A patched module function (urllib3's create_connection) has a module
+            # as its owner.
+            owner = getattr(cls, "__module__", None)
+            where = cls.__name__ if owner is None else f"{owner}.{cls.__name__}"
+            changed.append(f"{where}.{name}")
     return changed
 
 

@@ -155,6 +155,8 @@ def mark_patch(patched: Callable[..., Any], original: Any, name: str) -> None:
 #: name -> dotted path ("module:attribute") or the source object once resolved.
 _REGISTRY: dict[str, str | Source] = {
     "httpx": "pytest_httptrace.httpx_trace:HTTPX",
+    "urllib3": "pytest_httptrace.urllib3_trace:URLLIB3",
+    "requests": "pytest_httptrace.urllib3_trace:REQUESTS",
 }
 _lock = threading.RLock()
 _active = False
