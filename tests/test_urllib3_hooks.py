@@ -219,9 +219,11 @@ def test_untrusted_certificate(
 ) -> None:
     for kind in CLIENTS:
         httptrace_recorder.clear()
-        with Driver(kind, httptrace_server, trusted=False) as driver:
-            with pytest.raises(driver.error):
-                driver.get("/")
+        with (
+            Driver(kind, httptrace_server, trusted=False) as driver,
+            pytest.raises(driver.error),
+        ):
+            driver.get("/")
         (request,) = httptrace_recorder.requests
         assert visible(request) == ["get_conn", *DIAL, *TLS]
         done = request.getcall("tls_handshake_done")
@@ -268,13 +270,13 @@ def test_pool_full_discards_like_go_too_many_idle(
 
         with ThreadPoolExecutor(4) as pool:
             list(pool.map(one, range(4)))
+        conns = [r.connection for r in httptrace_recorder.requests if r.connection]
+        assert sum(c.closed_at is not None for c in conns) == 3  # one kept
     puts = [r.getcall("put_idle_conn").args["err"] for r in httptrace_recorder.requests]
     kept = [e for e in puts if e is None]
     discarded = [e for e in puts if e is not None]
     assert len(kept) == 1 and len(discarded) == 3
     assert all(isinstance(e, TooManyIdleConnections) for e in discarded)
-    closed = [r.connection for r in httptrace_recorder.requests if r.connection]
-    assert sum(c.closed_at is not None for c in closed) == 3
 
 
 def test_pool_block_waits_for_the_connection(

@@ -122,5 +122,8 @@ def _urlopen(orig: Callable[..., Any]) -> Callable[..., Any]:
             raise
         finally:
             _CURRENT.reset(token)
+            # A record must not keep the pool alive: urllib3 closes a pool's
+            # connections when it is garbage-collected (PoolManager.clear()).
+            st.state.pool = None
 
     return urlopen

@@ -177,6 +177,7 @@ def _released(st: TracedRequest, now: float) -> None:
             if record.active == 0:
                 record.idle_since = now
     st.state.http_response = None  # a record must not keep the body
+    st.state.conn = None
 
 
 @functools.cache
