@@ -20,6 +20,14 @@ class Result:
     body: bytes
 
 
+def _close_pools(manager: urllib3.PoolManager) -> None:
+    for key in manager.pools.keys():
+        pool = manager.pools.get(key)
+        if pool is not None:
+            pool.close()
+    manager.clear()
+
+
 class Driver:
     """``Driver("requests", server)`` or ``Driver("urllib3", server, maxsize=1)``.
 
@@ -80,10 +88,15 @@ class Driver:
             response.release_conn()
 
     def close(self) -> None:
+        # urllib3 2.8's PoolManager.clear() (and so Session.close()) leaves closing
+        # the pools' connections to the garbage collector, which an exception's
+        # traceback can delay past the session's descriptor check: close them here.
         if self.kind == "requests":
+            for adapter in self.session.adapters.values():
+                _close_pools(adapter.poolmanager)  # type: ignore[attr-defined]
             self.session.close()
         else:
-            self.pool.clear()
+            _close_pools(self.pool)
 
     def __enter__(self) -> Driver:
         return self

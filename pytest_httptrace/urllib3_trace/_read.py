@@ -35,7 +35,6 @@ def _getresponse(orig: Callable[..., Any]) -> Callable[..., Any]:
             raise
         finally:
             st.state.reading = False
-        st.status = response.status
         return response
 
     return getresponse
@@ -57,6 +56,8 @@ def _read_status(orig: Callable[..., Any]) -> Callable[..., Any]:
         status_line = orig(self)
         if status_line[1] == 100:
             _skipped_100(st)
+        else:  # the final response, as http.client takes it (a 103 too)
+            st.status = status_line[1]
         return status_line
 
     return read_status
