@@ -21,7 +21,7 @@ class Result:
 
 
 def _close_pools(manager: urllib3.PoolManager) -> None:
-    for key in manager.pools.keys():
+    for key in list(manager.pools.keys()):
         pool = manager.pools.get(key)
         if pool is not None:
             pool.close()

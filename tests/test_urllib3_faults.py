@@ -14,7 +14,6 @@ from http1_driver import CLIENTS, Driver
 from pytest_httptrace import (
     ClientTrace,
     Recorder,
-    RequestAbortedByHook,
     with_client_trace,
 )
 from pytest_httptrace.raw_server import Close, ReadBody, ReadHead, Reset, Send, Sleep
@@ -200,11 +199,11 @@ def test_raising_1xx_hook_aborts_the_request(
         raise ValueError("no interim responses, please")
 
     with Driver(kind, raw) as driver:
-        with with_client_trace(ClientTrace(got_1xx_response=refuse)):
-            with pytest.raises(RequestAbortedByHook) as info:
-                driver.request(
-                    "POST", "/", body=b"x", headers={"Expect": "100-continue"}
-                )
+        with (
+            with_client_trace(ClientTrace(got_1xx_response=refuse)),
+            pytest.raises(RequestAbortedByHook) as info,
+        ):
+            driver.request("POST", "/", body=b"x", headers={"Expect": "100-continue"})
         assert isinstance(info.value, urllib3.exceptions.HTTPError)
         assert isinstance(info.value.__cause__, ValueError)
         assert driver.get("/").body == b"fine"  # the pool is healthy
@@ -223,9 +222,11 @@ def test_hook_error_raised_from_the_call_after_the_request(
         raise RuntimeError("got_conn hook failed")
 
     with Driver(kind, httptrace_server) as driver:
-        with with_client_trace(ClientTrace(got_conn=boom)):
-            with pytest.raises(RuntimeError, match="got_conn hook failed"):
-                driver.get("/")
+        with (
+            with_client_trace(ClientTrace(got_conn=boom)),
+            pytest.raises(RuntimeError, match="got_conn hook failed"),
+        ):
+            driver.get("/")
         assert driver.get("/").body == b"hello"
     done, after = httptrace_recorder.requests
     assert "put_idle_conn" in done.hooks  # completed on the wire first
@@ -246,8 +247,10 @@ def test_hook_error_after_return_goes_to_unraisablehook(
     def boom(err: Any) -> None:
         raise RuntimeError("put_idle_conn hook failed")
 
-    with Driver(kind, httptrace_server) as driver:
-        with with_client_trace(ClientTrace(put_idle_conn=boom)):
-            streamed = driver.stream("/bytes/10")
-            assert len(driver.read_stream(streamed)) == 10
+    with (
+        Driver(kind, httptrace_server) as driver,
+        with_client_trace(ClientTrace(put_idle_conn=boom)),
+    ):
+        streamed = driver.stream("/bytes/10")
+        assert len(driver.read_stream(streamed)) == 10
     assert [str(u.exc_value) for u in seen] == ["put_idle_conn hook failed"]
