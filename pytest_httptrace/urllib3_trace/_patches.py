@@ -17,11 +17,12 @@ import urllib3.util.connection
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool
 from urllib3.poolmanager import PoolManager, ProxyManager
+from urllib3.response import HTTPResponse
 
 from ..sources import UnsupportedVersionError, mark_patch
 from ._call import _boundary, _urlopen
 from ._dial import _connect, _create_connection
-from ._pool import _close, _get_conn, _put_conn
+from ._pool import _close, _get_conn, _put_conn, _response_close
 from ._read import _getresponse, _read_status
 from ._write import _endheaders, _putheader, _request
 
@@ -54,6 +55,7 @@ _PATCHES: list[tuple[type | ModuleType, str, Wrap]] = [
     (HTTPConnection, "request", _request),
     (HTTPConnection, "getresponse", _getresponse),
     (HTTPConnection, "close", _close),
+    (HTTPResponse, "close", _response_close),
     (http.client.HTTPResponse, "_read_status", _read_status),
 ]
 

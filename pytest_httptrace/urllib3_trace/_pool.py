@@ -121,6 +121,25 @@ def _closed(conn: Any) -> None:
         record.closed_at = _now()
 
 
+def _response_close(orig: Callable[..., Any]) -> Callable[..., Any]:
+    """urllib3's ``HTTPResponse.close``: notice the garbage collector closing a
+    response nobody closed. ``io.IOBase``'s finalizer sets ``_finalizing`` on the
+    object before it calls ``close()`` (CPython 3.10-3.13); the response's private
+    ``_connection`` (urllib3 2.x) is the one it holds checked out. Such a response
+    was never released by its user: it stays a leak in the record (its
+    connection, closed, never goes back to the pool)."""
+
+    def close(self: Any) -> None:
+        if getattr(self, "_finalizing", False):
+            conn = getattr(self, "_connection", None)
+            st = None if conn is None else _BOUND.get(conn)
+            if st is not None:
+                st.state.collected = True
+        return orig(self)  # type: ignore[no-any-return]
+
+    return close
+
+
 def _close(orig: Callable[..., Any]) -> Callable[..., Any]:
     def close(self: Any) -> None:
         st = _BOUND.get(self)
@@ -136,6 +155,10 @@ def _close(orig: Callable[..., Any]) -> Callable[..., Any]:
             if st is not None:
                 with _lock:
                     _BOUND.pop(self, None)
-                _released(st, _now())
+                if st.state.collected:  # nobody closed it: still a leak
+                    st.state.conn = None
+                    st.state.http_response = None
+                else:
+                    _released(st, _now())
 
     return close

@@ -47,6 +47,7 @@ class _State:
     """The urllib3 source's per-request (per-attempt) state."""
 
     __slots__ = (
+        "collected",
         "conn",
         "dialing",
         "expect_continue",
@@ -79,6 +80,8 @@ class _State:
         self.got_100 = False
         self.http_response: Any = None
         """The ``http.client.HTTPResponse`` that read this attempt's response."""
+        self.collected = False
+        """The garbage collector closed the response: nobody released it."""
         self.successor: TracedRequest | None = None
         """The attempt urllib3 made next from inside this one (retry, redirect)."""
 
