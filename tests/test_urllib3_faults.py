@@ -127,11 +127,13 @@ def test_malformed_status_line(
 def test_first_byte_is_the_first_byte(
     kind: str, httptrace_raw_server: Any, httptrace_recorder: Recorder
 ) -> None:
-    """A status line that arrives in two pieces: the hook fires at the first."""
+    """A status line that arrives in two pieces, late: the hook fires when the first
+    piece arrives, neither before nor at the end of the line."""
     raw = httptrace_raw_server
     raw.script(
         [
             ReadHead(),
+            Sleep(0.1),
             Send(b"HTTP/1.1 2"),
             Sleep(0.1),
             Send(b"00 OK\r\n"),
@@ -142,6 +144,7 @@ def test_first_byte_is_the_first_byte(
         driver.get("/")
     (request,) = httptrace_recorder.requests
     first = request.getcall("got_first_response_byte").time
+    assert first - request.getcall("wrote_request").time >= 0.09
     assert request.closed_at is not None and request.closed_at - first >= 0.09
 
 
