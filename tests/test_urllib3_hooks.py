@@ -353,3 +353,30 @@ def test_trace_attached_in_context_only(httptrace_server: Any) -> None:
             driver.get("/")
         driver.get("/")
     assert seen == [f"localhost:{httptrace_server.port}"]
+
+
+@pytest.mark.parametrize("kind", CLIENTS)
+def test_forwarding_proxy_is_the_first_hop(
+    kind: str, httptrace_raw_http_server: Any, httptrace_recorder: Recorder
+) -> None:
+    from pytest_httptrace.raw_server import ReadHead, Send
+
+    proxy = httptrace_raw_http_server
+    proxy.script([ReadHead(), Send.response(200, "via proxy")])
+    proxy_url = proxy.url("/").rstrip("/")
+    target = "http://target.invalid/page"
+    if kind == "requests":
+        with requests.Session() as session:
+            session.trust_env = False
+            body = session.get(target, proxies={"http": proxy_url}).content
+    else:
+        with urllib3.ProxyManager(proxy_url, retries=False) as manager:
+            body = manager.request("GET", target).data
+    assert body == b"via proxy"
+    assert proxy.received[0].startswith(b"GET http://target.invalid/page HTTP/1.1")
+    (request,) = httptrace_recorder.requests
+    # Go reports the first hop: the proxy.
+    assert request.getcall("get_conn").args == {"host_port": f"localhost:{proxy.port}"}
+    assert request.getcall("dns_start").args == {"host": "localhost"}
+    assert visible(request) == ["get_conn", *DIAL, "got_conn", *WRITE, "put_idle_conn"]
+    assert request.url == target
