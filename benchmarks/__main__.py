@@ -18,7 +18,7 @@ from pathlib import Path
 from ._common import RESULTS, child_env, python_module
 from .report import DOCS, render, update_doc
 
-NAMES = ("overhead", "cold", "startup", "servers", "scale")
+NAMES = ("overhead", "cold", "startup", "servers", "scale", "requests_overhead")
 
 
 def main(argv: list[str] | None = None) -> int:

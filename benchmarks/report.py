@@ -481,6 +481,28 @@ def render_summary(results: dict[str, dict[str, Any]]) -> str:
                     verdict,
                 ]
             )
+    if "requests_overhead" in results:
+        r = results["requests_overhead"]
+        by = {x["variant"]: x for x in r["rows"]}
+        rec, otel = by["recording"], by["otel"]
+        target = rec["target"]
+        ci = rec["round_ratio"]
+        if rec["ratio"] <= target:
+            verdict = _yes(True)
+        elif ci["ci_low"] <= target:
+            verdict = "**not resolved**: above the target, within the noise"
+        else:
+            verdict = _yes(False)
+        rows.append(
+            [
+                "keep-alive TLS GET with requests, every hook recording / as shipped",
+                f"≤ {target:g}",
+                f"{rec['ratio']:.3f} [{ci['ci_low']:.3f}–{ci['ci_high']:.3f}]; "
+                f"OpenTelemetry requests+urllib3: {otel['ratio']:.3f} (A/A control: "
+                f"{by['none_b']['aa_ratio']:.3f})",
+                verdict,
+            ]
+        )
     if "startup" in results:
         r = results["startup"]
         plugin = next(x for x in r["imports"] if x["what"] == "plugin")
@@ -559,12 +581,64 @@ def render_summary(results: dict[str, dict[str, Any]]) -> str:
     return _table(["what", "target", "measured (medians)", "verdict"], rows)
 
 
+def render_requests_overhead(r: dict[str, Any]) -> str:
+    labels = {
+        "none": "requests as shipped, process A",
+        "none_b": "requests as shipped, process B",
+        "recording": "every hook recording (pytest-httptrace)",
+        "otel": "OpenTelemetry requests + urllib3 instrumentation",
+    }
+    aa = next(x["aa_ratio"] for x in r["rows"] if x["variant"] == "none_b")
+    rows = []
+    for row in r["rows"]:
+        what = labels.get(row["variant"], row["variant"])
+        if "events_per_request" in row:
+            what += f" ({row['events_per_request']:.0f} events/request)"
+        if "spans_per_request" in row:
+            what += f" ({row['spans_per_request']:.0f} span/request)"
+        rows.append(
+            [
+                what,
+                f"{row['median_us']:,.0f} ({row['p25_us']:,.0f}–{row['p75_us']:,.0f})",
+                f"{row['ratio']:.3f}",
+                _range(row["round_ratio"]),
+                _ci(row["round_ratio"]),
+                f"{row['cpu_us']:,.0f}",
+                f"{row['cpu_ratio']:.3f}",
+                _verdict(row["ratio"], row.get("target")),
+            ]
+        )
+    table = _table(
+        [
+            "variant",
+            "µs/request: median (p25–p75)",
+            "ratio",
+            "per-round ratio: median [min–max]",
+            "CI of the per-round median",
+            "client CPU µs/request",
+            "CPU ratio",
+            "target",
+        ],
+        rows,
+    )
+    versions = ", ".join(f"{k} {v}" for k, v in r["versions"].items())
+    return (
+        f"{_provenance(r, 'requests_overhead')} {versions}. {r['rounds']} rounds "
+        f"(new client processes each) x {r['subrounds']} sub-rounds x {r['batch']} "
+        "timed keep-alive TLS GETs per variant "
+        f"({r['rounds'] * r['subrounds'] * r['batch']} each), one "
+        "`requests.Session` per process. Ratios are to the baseline, both processes "
+        f"without instrumentation pooled; A/A control (B / A): {aa:.3f}.\n\n{table}"
+    )
+
+
 RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
     "overhead": render_overhead,
     "cold": render_cold,
     "startup": render_startup,
     "servers": render_servers,
     "scale": render_scale,
+    "requests_overhead": render_requests_overhead,
 }
 
 

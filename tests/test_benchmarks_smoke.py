@@ -20,7 +20,7 @@ from benchmarks import report
 from benchmarks._common import ROOT, child_env
 from benchmarks.startup import parse_importtime
 
-NAMES = ("overhead", "cold", "startup", "servers", "scale")
+NAMES = ("overhead", "cold", "startup", "servers", "scale", "requests_overhead")
 
 
 def _numbers(value: Any) -> list[float]:
@@ -66,6 +66,16 @@ def _expected_rows(name: str, result: dict[str, Any]) -> None:
         ]
         assert all(r["requests_per_s"]["median"] > 0 for r in result["rows"])
         assert all(r["load_errors"] == 0 for r in result["rows"])
+    elif name == "requests_overhead":
+        assert [r["variant"] for r in result["rows"]] == [
+            "none",
+            "none_b",
+            "recording",
+            "otel",
+        ]
+        recording, otel = result["rows"][2], result["rows"][3]
+        assert recording["events_per_request"] >= 10
+        assert otel["spans_per_request"] >= 1
     elif name == "scale":
         assert result["retention"]["tests"] > 0
         assert all(r["bytes_per_request"] > 0 for r in result["memory_synthetic"])
