@@ -380,3 +380,21 @@ def test_forwarding_proxy_is_the_first_hop(
     assert request.getcall("dns_start").args == {"host": "localhost"}
     assert visible(request) == ["get_conn", *DIAL, "got_conn", *WRITE, "put_idle_conn"]
     assert request.url == target
+
+
+def test_pool_closed_before_the_return(
+    httptrace_server: Any, httptrace_recorder: Recorder
+) -> None:
+    """The pool was closed while a response held its connection: urllib3 closes the
+    connection at the return -- Go's errCloseIdle, reported through put_idle_conn."""
+    from pytest_httptrace.urllib3_trace import IdlePoolClosed
+
+    with Driver("urllib3", httptrace_server) as driver:
+        response = driver.stream("/bytes/10")
+        for key in list(driver.pool.pools.keys()):
+            driver.pool.pools[key].close()
+        assert len(response.read()) == 10  # read to its end: urllib3 releases it
+    (request,) = httptrace_recorder.requests
+    err = request.getcall("put_idle_conn").args["err"]
+    assert isinstance(err, IdlePoolClosed)
+    assert request.connection is not None and request.connection.closed_at is not None

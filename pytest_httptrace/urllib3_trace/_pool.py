@@ -45,7 +45,8 @@ def _get_conn(orig: Callable[..., Any]) -> Callable[..., Any]:
         st = _CURRENT.get()
         if st is None or st.state.pool is not self or st.state.conn is not None:
             return orig(self, timeout)
-        st.fire("get_conn", _host_port(self))
+        if "get_conn" in st.wanted:  # no formatting for nobody
+            st.fire("get_conn", _host_port(self))
         try:
             conn = orig(self, timeout)
         except BaseException as exc:

@@ -146,10 +146,13 @@ def _got_conn(st: TracedRequest, conn: Any, *, fresh: bool) -> None:
         record.served += 1
         record.active += 1
     st.connection = record
-    st.fire(
-        "got_conn",
-        GotConnInfo(conn=conn, reused=reused, was_idle=was_idle, idle_time=idle_time),
-    )
+    if "got_conn" in st.wanted:
+        st.fire(
+            "got_conn",
+            GotConnInfo(
+                conn=conn, reused=reused, was_idle=was_idle, idle_time=idle_time
+            ),
+        )
     if st.state.flush_at_connect:  # a dial inside endheaders(): plain HTTP
         _flush_fields(st)
 

@@ -17,6 +17,8 @@ from typing import Any
 from ..trace import WroteRequestInfo
 from ._state import _CURRENT, _flush_fields, _ours
 
+_WROTE = WroteRequestInfo(err=None)  # frozen: one instance serves every request
+
 
 def _putheader(orig: Callable[..., Any]) -> Callable[..., Any]:
     def putheader(self: Any, header: Any, *values: Any) -> None:
@@ -78,6 +80,7 @@ def _request(orig: Callable[..., Any]) -> Callable[..., Any]:
             if st.state.got:  # a failed dial wrote nothing: Go reports no write
                 st.fire("wrote_request", WroteRequestInfo(err=exc))
             raise
-        st.fire("wrote_request", WroteRequestInfo(err=None))
+        if "wrote_request" in st.wanted:
+            st.fire("wrote_request", _WROTE)
 
     return request
