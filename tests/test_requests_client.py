@@ -16,7 +16,7 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool
 
 from pytest_httptrace import ClientTrace, Recorder, sources, with_client_trace
-from pytest_httptrace.urllib3_trace import _patches, _requests
+from pytest_httptrace.urllib3_trace import _patches, _requests, _source
 
 
 def test_module_level_get_is_traced(
@@ -108,11 +108,12 @@ def test_unclosed_streams_are_leaks_at_the_users_line(
 
 
 def test_unsupported_urllib3_version(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_patches, "version", lambda dist: "1.26.20")
+    monkeypatch.setattr(_source, "_installed", lambda dist: "1.26.20")
     with pytest.raises(sources.UnsupportedVersionError) as info:
-        _patches.check_version.__wrapped__()
+        _source.check_version.__wrapped__()  # type: ignore[attr-defined]
     assert str(info.value).startswith(
-        "pytest-httptrace traces urllib3 2.x (tested on 2.8), found urllib3 1.26.20."
+        "pytest-httptrace traces urllib3 2.x (tested on 2.0, 2.2 and 2.8), found "
+        "urllib3 1.26.20."
     )
 
 

@@ -1,12 +1,12 @@
 """How urllib3 2.x (and so requests) drives the `ClientTrace` hooks. Every patch
 lives in this package; the table itself is in ``_patches``.
 
-Written for urllib3 2.x (tested on 2.8), requests 2.32+ and CPython's http.client
-(3.10-3.13), HTTP/1.1 only (urllib3's experimental HTTP/2 is not traced). urllib3
-has no seam for what Go's httptrace reports: no checkout or return event, no DNS
-or per-address dial, and the header lines are http.client's. So while a trace is
-in effect we patch, at class level (one module function), and restore the exact
-originals at `uninstall`:
+Written for urllib3 2.x (tested on 2.0, 2.2 and 2.8), requests 2.32+ and CPython's
+http.client (3.10-3.13), HTTP/1.1 only (urllib3's experimental HTTP/2 is not
+traced). urllib3 has no seam for what Go's httptrace reports: no checkout or return
+event, no DNS or per-address dial, and the header lines are http.client's. So while
+a trace is in effect we patch, at class level (one module function), and restore the
+exact originals at `uninstall`:
 
 ===============================================  =====================================
 patched                                          hooks it drives

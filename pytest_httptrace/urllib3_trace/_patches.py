@@ -1,15 +1,14 @@
 """Every patch of the urllib3 source, the version check, install and uninstall.
 
-Written for urllib3 2.x (tested on 2.8) and CPython's http.client (3.10-3.13).
+Written for urllib3 2.x (tested on 2.0, 2.2 and 2.8) and CPython's http.client
+(3.10-3.13).
 """
 
 from __future__ import annotations
 
-import functools
 import http.client
 import sys
 from collections.abc import Callable
-from importlib.metadata import version
 from types import ModuleType
 from typing import Any
 
@@ -19,16 +18,15 @@ from urllib3.connectionpool import HTTPConnectionPool
 from urllib3.poolmanager import PoolManager, ProxyManager
 from urllib3.response import HTTPResponse
 
-from ..sources import UnsupportedVersionError, mark_patch
+from ..sources import mark_patch
 from ._call import _boundary, _urlopen
 from ._dial import _connect, _create_connection
 from ._pool import _close, _get_conn, _put_conn, _response_close
 from ._read import _getresponse, _read_status
+from ._source import SUPPORTED, TESTED, check_version
 from ._write import _endheaders, _putheader, _request
 
-#: urllib3 versions this source was written and tested for (major.minor prefixes).
-SUPPORTED = ("2.",)
-TESTED = "2.8"
+__all__ = ["SUPPORTED", "TESTED", "check_version", "install", "uninstall"]
 
 Wrap = Callable[[Callable[..., Any]], Callable[..., Any]]
 
@@ -64,25 +62,11 @@ _MISSING = object()
 _originals: dict[tuple[Any, str], Any] = {}
 
 
-@functools.cache
-def check_version() -> None:
-    """Fail with one clear message on a urllib3 this source was not written for."""
-    found = version("urllib3")
-    if not found.startswith(SUPPORTED):
-        raise UnsupportedVersionError(
-            f"pytest-httptrace traces urllib3 2.x (tested on {TESTED}), found "
-            f"urllib3 {found}. Its instrumentation patches private parts of urllib3 "
-            "and would not tell the truth on another version: install urllib3>=2,<3 "
-            "(requests 2.32+ works with it), or disable the plugin with "
-            "-p no:httptrace."
-        )
-
-
 def install() -> None:
     """Patch urllib3 and http.client (the first trace or recorder started)."""
     if _originals:
         return
-    check_version()
+    check_version()  # again, for a direct caller (the source checks first)
     for owner, name, wrap in _PATCHES:
         _originals[(owner, name)] = vars(owner).get(name, _MISSING)
         current = getattr(owner, name)

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from ..sources import LibraryStatus
+from ..sources import LibraryStatus, UnsupportedVersionError
+
+#: urllib3 versions this source was written for (major.minor prefixes), and the
+#: minors its tests ran on.
+SUPPORTED = ("2.",)
+TESTED = "2.0, 2.2 and 2.8"
 
 
 def _installed(dist: str) -> str | None:
@@ -14,6 +20,22 @@ def _installed(dist: str) -> str | None:
         return version(dist)
     except PackageNotFoundError:
         return None
+
+
+@functools.cache  # once per process: a recorder starts for every test
+def check_version() -> None:
+    """Fail with one clear message on a urllib3 this source was not written for,
+    before anything of urllib3's is imported by us (urllib3 1.x lacks names the
+    patches import)."""
+    found = _installed("urllib3")
+    if found is None or not found.startswith(SUPPORTED):
+        raise UnsupportedVersionError(
+            f"pytest-httptrace traces urllib3 2.x (tested on {TESTED}), found "
+            f"urllib3 {found}. Its instrumentation patches private parts of urllib3 "
+            "and would not tell the truth on another version: install urllib3>=2,<3 "
+            "(requests 2.32+ works with it), or disable the plugin with "
+            "-p no:httptrace."
+        )
 
 
 def _parse(version: str) -> tuple[int, ...]:
@@ -34,11 +56,12 @@ class Urllib3Source:
 
     def libraries(self) -> list[LibraryStatus]:
         found = _installed("urllib3")
-        supported = found is not None and found.startswith("2.")
+        supported = found is not None and found.startswith(SUPPORTED)
         note = "" if found is None or supported else "urllib3 2.x is supported"
         return [LibraryStatus("urllib3", found, supported, note)]
 
     def install(self) -> None:
+        check_version()
         from . import _patches
 
         _patches.install()

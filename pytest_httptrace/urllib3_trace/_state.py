@@ -1,7 +1,8 @@
 """Per-request state of the urllib3 source, the per-context variables, connection
 records and the hook helpers that every part calls.
 
-Written for urllib3 2.x (tested on 2.8) over the standard library's ``http.client``.
+Written for urllib3 2.x (tested on 2.0, 2.2 and 2.8) over the standard library's
+``http.client``.
 """
 
 from __future__ import annotations
