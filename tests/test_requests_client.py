@@ -153,3 +153,24 @@ def test_exactly_as_shipped_after_tracing(httptrace_server: Any) -> None:
     assert "endheaders" not in HTTPConnection.__dict__  # inherited, as shipped
     assert urllib3.util.connection.create_connection is create_connection
     assert not _patches.installed()
+
+
+def test_unsupported_urllib3_fails_at_start_and_installs_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(_source, "_installed", lambda dist: "1.26.20")
+    _source.check_version.cache_clear()  # type: ignore[attr-defined]
+    try:
+        with (
+            pytest.raises(sources.UnsupportedVersionError, match=r"urllib3 1\.26\.20"),
+            with_client_trace(ClientTrace()),
+        ):
+            pass  # pragma: no cover - the start raises
+        assert not _patches.installed()
+        assert (
+            HTTPConnectionPool.__dict__["urlopen"]
+            is SHIPPED[(HTTPConnectionPool, "urlopen")]
+        )
+    finally:
+        monkeypatch.undo()
+        _source.check_version.cache_clear()  # type: ignore[attr-defined]
