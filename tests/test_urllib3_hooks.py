@@ -398,3 +398,17 @@ def test_pool_closed_before_the_return(
     err = request.getcall("put_idle_conn").args["err"]
     assert isinstance(err, IdlePoolClosed)
     assert request.connection is not None and request.connection.closed_at is not None
+
+
+def test_released_unread_is_not_put_idle(
+    httptrace_server: Any, httptrace_recorder: Recorder
+) -> None:
+    """urllib3 pools a connection released before its body was read (the next
+    checkout drops it, or fails on it): Go would not keep it, so no put_idle_conn."""
+    with Driver("urllib3", httptrace_server) as driver:
+        streamed = driver.stream("/bytes/100000")
+        streamed.release_conn()  # unread
+        (request,) = httptrace_recorder.requests
+        assert "put_idle_conn" not in request.hooks
+        assert request.closed_at is not None  # released: not a leak
+        streamed.close()
