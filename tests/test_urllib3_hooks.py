@@ -3,6 +3,7 @@ net/http produces for an HTTP/1.1 client (TLS and plain, real sockets)."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -412,3 +413,87 @@ def test_released_unread_is_not_put_idle(
         assert "put_idle_conn" not in request.hooks
         assert request.closed_at is not None  # released: not a leak
         streamed.close()
+
+
+class _TunnelProxy:
+    """A minimal CONNECT proxy on loopback: one tunnel per connection, piped both
+    ways by two threads (joined at `close`)."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.threads: list[threading.Thread] = []
+        self.sockets: list[socket.socket] = []
+        self.requests: list[bytes] = []
+        self._accept = threading.Thread(target=self._serve_one)
+        self._accept.start()
+
+    def _serve_one(self) -> None:
+        client, _ = self.listener.accept()
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += client.recv(4096)
+        self.requests.append(head)
+        host, _, port = head.split(b" ")[1].decode().rpartition(":")
+        upstream = socket.create_connection((host, int(port)))
+        client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        self.sockets += [client, upstream]
+        for a, b in ((client, upstream), (upstream, client)):
+            t = threading.Thread(target=self._pipe, args=(a, b))
+            t.start()
+            self.threads.append(t)
+
+    @staticmethod
+    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                dst.shutdown(socket.SHUT_WR)
+
+    def close(self) -> None:
+        self._accept.join(10)
+        for s in self.sockets:
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+        for t in self.threads:
+            t.join(10)
+        for s in [*self.sockets, self.listener]:
+            s.close()
+
+
+def test_connect_tunnel_reports_the_first_hop_and_no_tls(
+    httptrace_server: Any, httptrace_recorder: Recorder
+) -> None:
+    """Through a CONNECT proxy the dial goes to the proxy; the target's TLS handshake
+    runs inside HTTPSConnection.connect after the tunnel and is not separated from
+    it: no TLS hook is called rather than a wrong one."""
+    proxy = _TunnelProxy()
+    try:
+        with urllib3.ProxyManager(
+            f"http://127.0.0.1:{proxy.port}",
+            ca_certs=httptrace_server.ca_bundle(),
+            retries=False,
+        ) as manager:
+            assert manager.request("GET", httptrace_server.url("/")).data == b"hello"
+            for key in list(manager.pools.keys()):
+                manager.pools[key].close()
+    finally:
+        proxy.close()
+    assert proxy.requests[0].startswith(b"CONNECT localhost:")
+    (request,) = httptrace_recorder.requests
+    assert request.getcall("get_conn").args == {"host_port": f"127.0.0.1:{proxy.port}"}
+    assert visible(request) == [
+        "get_conn",
+        "connect_start",
+        "connect_done",
+        "got_conn",
+        *WRITE,
+        "put_idle_conn",
+    ]
+    fields = [e.args["key"] for e in request.events if e.hook == "wrote_header_field"]
+    assert fields[0] == "Host"  # the request's own header lines, not the CONNECT's
+    assert request.status == 200
