@@ -621,6 +621,24 @@ def render_requests_overhead(r: dict[str, Any]) -> str:
         ],
         rows,
     )
+    layers = _table(
+        ["layer", "client CPU µs/request", "added by this layer", "total added"],
+        (
+            [
+                row["variant"]
+                + (
+                    f" ({row['events_per_request']:.0f} events: "
+                    f"{row['step_us_per_event']:.1f} µs each)"
+                    if "events_per_request" in row
+                    else ""
+                ),
+                f"{row['cpu_us']:,.0f}",
+                f"{row['step_us']:+,.0f}",
+                f"{row['added_us']:+,.0f}",
+            ]
+            for row in r.get("decompose", [])
+        ),
+    )
     versions = ", ".join(f"{k} {v}" for k, v in r["versions"].items())
     return (
         f"{_provenance(r, 'requests_overhead')} {versions}. {r['rounds']} rounds "
@@ -629,6 +647,8 @@ def render_requests_overhead(r: dict[str, Any]) -> str:
         f"({r['rounds'] * r['subrounds'] * r['batch']} each), one "
         "`requests.Session` per process. Ratios are to the baseline, both processes "
         f"without instrumentation pooled; A/A control (B / A): {aa:.3f}.\n\n{table}"
+        "\n\nWhere the client's time goes (same run, in one process):\n\n"
+        f"{layers}"
     )
 
 

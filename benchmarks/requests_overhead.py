@@ -119,6 +119,69 @@ def _versions() -> dict[str, str]:
     return found
 
 
+DECOMPOSE = ("shipped", "installed", "empty trace", "recorder")
+
+
+def decompose(url: str, ca: str, rounds: int, batch: int, warmup: int) -> list[Any]:
+    """Client CPU per request (µs) of each layer, in this process, alternating:
+    requests as shipped, the patches installed but this request untraced, an empty
+    ``ClientTrace()`` (the source's own work: request state, no hook set), a
+    recorder."""
+    import contextvars
+
+    from pytest_httptrace import ClientTrace, Recorder, with_client_trace
+
+    from ._requests_worker import Worker
+
+    worker = Worker("none", url, ca, warmup)
+    cpu: dict[str, list[float]] = {v: [] for v in DECOMPOSE}
+    events: list[float] = []
+    warm = 3
+    try:
+        for r in range(rounds):
+            for variant in rotated(DECOMPOSE, r):
+                recorder = None
+                other = contextvars.copy_context()
+                attach = with_client_trace(ClientTrace())
+                if variant == "installed":
+                    other.run(attach.__enter__)
+                elif variant == "empty trace":
+                    attach.__enter__()
+                elif variant == "recorder":
+                    recorder = Recorder.start()
+                try:
+                    worker._batch(warm)
+                    _, ns = worker._batch(batch)
+                finally:
+                    if variant == "installed":
+                        other.run(attach.__exit__, None, None, None)
+                    elif variant == "empty trace":
+                        attach.__exit__(None, None, None)
+                    elif recorder is not None:
+                        recorder.stop()
+                        events.append(len(recorder.events) / (batch + warm))
+                cpu[variant].append(ns / batch / 1e3)
+    finally:
+        worker.quit()
+    rows = []
+    base = previous = summary(cpu["shipped"])["median"]
+    for variant in DECOMPOSE:
+        us = summary(cpu[variant])["median"]
+        row: dict[str, Any] = {
+            "variant": variant,
+            "cpu_us": us,
+            "added_us": us - base,
+            "step_us": us - previous,
+        }
+        if variant == "recorder":
+            per_request = summary(events)["median"]
+            row["events_per_request"] = per_request
+            row["step_us_per_event"] = (us - previous) / per_request
+        rows.append(row)
+        previous = us
+    return rows
+
+
 def run(quick: bool) -> Result:
     if quick:
         rounds, subrounds, batch, warm, warmup = 1, 1, 5, 1, 3
@@ -171,6 +234,9 @@ def run(quick: bool) -> Result:
             for variant in pooled:
                 round_medians[variant].append(summary(this_round[variant])["median"])
                 round_cpu[variant].append(summary(this_cpu[variant])["median"])
+        layers = decompose(
+            server.url, server.ca, *((1, 5) if quick else (15, 20)), warmup
+        )
 
     base = summary(times[BASELINE])
     base_cpu = summary(cpu[BASELINE])
@@ -221,6 +287,7 @@ def run(quick: bool) -> Result:
         "versions": _versions(),
         "rows": rows,
         "process_checks": checks,
+        "decompose": layers,
     }
 
 

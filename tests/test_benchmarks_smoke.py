@@ -76,6 +76,12 @@ def _expected_rows(name: str, result: dict[str, Any]) -> None:
         recording, otel = result["rows"][2], result["rows"][3]
         assert recording["events_per_request"] >= 10
         assert otel["spans_per_request"] >= 1
+        assert [r["variant"] for r in result["decompose"]] == [
+            "shipped",
+            "installed",
+            "empty trace",
+            "recorder",
+        ]
     elif name == "scale":
         assert result["retention"]["tests"] > 0
         assert all(r["bytes_per_request"] > 0 for r in result["memory_synthetic"])
