@@ -49,11 +49,16 @@ def _read_status(orig: Callable[..., Any]) -> Callable[..., Any]:
         state.http_response = self
         if not state.first_byte:
             peek = getattr(self.fp, "peek", None)
-            if peek is not None:
-                peek(1)  # blocks as readline() would; errors are readline()'s
+            # Blocks as readline() would; its errors are readline()'s. As in Go, the
+            # hook fires only when a byte is there: not for a connection closed
+            # before any (http.client then raises RemoteDisconnected).
+            if peek is not None and peek(1):
+                state.first_byte = True
+                st.fire("got_first_response_byte")
+        status_line = orig(self)
+        if not state.first_byte:  # a reader without peek(): the line is in
             state.first_byte = True
             st.fire("got_first_response_byte")
-        status_line = orig(self)
         if status_line[1] == 100:
             _skipped_100(st)
         else:  # the final response, as http.client takes it (a 103 too)
