@@ -18,7 +18,15 @@ from pathlib import Path
 from ._common import RESULTS, child_env, python_module
 from .report import DOCS, render, update_doc
 
-NAMES = ("overhead", "cold", "startup", "servers", "scale", "aiohttp_overhead")
+NAMES = (
+    "overhead",
+    "cold",
+    "startup",
+    "servers",
+    "scale",
+    "aiohttp_overhead",
+    "requests_overhead",
+)
 
 
 def main(argv: list[str] | None = None) -> int:

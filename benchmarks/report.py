@@ -481,6 +481,28 @@ def render_summary(results: dict[str, dict[str, Any]]) -> str:
                     verdict,
                 ]
             )
+    if "requests_overhead" in results:
+        r = results["requests_overhead"]
+        by = {x["variant"]: x for x in r["rows"]}
+        rec, otel = by["recording"], by["otel"]
+        target = rec["target"]
+        ci = rec["round_ratio"]
+        if rec["ratio"] <= target:
+            verdict = _yes(True)
+        elif ci["ci_low"] <= target:
+            verdict = "**not resolved**: above the target, within the noise"
+        else:
+            verdict = _yes(False)
+        rows.append(
+            [
+                "keep-alive TLS GET with requests, every hook recording / as shipped",
+                f"≤ {target:g}",
+                f"{rec['ratio']:.3f} [{ci['ci_low']:.3f}–{ci['ci_high']:.3f}]; "
+                f"OpenTelemetry requests+urllib3: {otel['ratio']:.3f} (A/A control: "
+                f"{by['none_b']['aa_ratio']:.3f})",
+                verdict,
+            ]
+        )
     if "startup" in results:
         r = results["startup"]
         plugin = next(x for x in r["imports"] if x["what"] == "plugin")
@@ -607,6 +629,77 @@ def render_aiohttp_overhead(r: dict[str, Any]) -> str:
     return head + "\n\n" + table
 
 
+def render_requests_overhead(r: dict[str, Any]) -> str:
+    labels = {
+        "none": "requests as shipped, process A",
+        "none_b": "requests as shipped, process B",
+        "recording": "every hook recording (pytest-httptrace)",
+        "otel": "OpenTelemetry requests + urllib3 instrumentation",
+    }
+    aa = next(x["aa_ratio"] for x in r["rows"] if x["variant"] == "none_b")
+    rows = []
+    for row in r["rows"]:
+        what = labels.get(row["variant"], row["variant"])
+        if "events_per_request" in row:
+            what += f" ({row['events_per_request']:.0f} events/request)"
+        if "spans_per_request" in row:
+            what += f" ({row['spans_per_request']:.0f} span/request)"
+        rows.append(
+            [
+                what,
+                f"{row['median_us']:,.0f} ({row['p25_us']:,.0f}–{row['p75_us']:,.0f})",
+                f"{row['ratio']:.3f}",
+                _range(row["round_ratio"]),
+                _ci(row["round_ratio"]),
+                f"{row['cpu_us']:,.0f}",
+                f"{row['cpu_ratio']:.3f}",
+                _verdict(row["ratio"], row.get("target")),
+            ]
+        )
+    table = _table(
+        [
+            "variant",
+            "µs/request: median (p25–p75)",
+            "ratio",
+            "per-round ratio: median [min–max]",
+            "CI of the per-round median",
+            "client CPU µs/request",
+            "CPU ratio",
+            "target",
+        ],
+        rows,
+    )
+    layers = _table(
+        ["layer", "client CPU µs/request", "added by this layer", "total added"],
+        (
+            [
+                row["variant"]
+                + (
+                    f" ({row['events_per_request']:.0f} events: "
+                    f"{row['step_us_per_event']:.1f} µs each)"
+                    if "events_per_request" in row
+                    else ""
+                ),
+                f"{row['cpu_us']:,.0f}",
+                f"{row['step_us']:+,.0f}",
+                f"{row['added_us']:+,.0f}",
+            ]
+            for row in r.get("decompose", [])
+        ),
+    )
+    versions = ", ".join(f"{k} {v}" for k, v in r["versions"].items())
+    return (
+        f"{_provenance(r, 'requests_overhead')} {versions}. {r['rounds']} rounds "
+        f"(new client processes each) x {r['subrounds']} sub-rounds x {r['batch']} "
+        "timed keep-alive TLS GETs per variant "
+        f"({r['rounds'] * r['subrounds'] * r['batch']} each), one "
+        "`requests.Session` per process. Ratios are to the baseline, both processes "
+        f"without instrumentation pooled; A/A control (B / A): {aa:.3f}.\n\n{table}"
+        "\n\nWhere the client's time goes (same run, in one process):\n\n"
+        f"{layers}"
+    )
+
+
 RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
     "overhead": render_overhead,
     "cold": render_cold,
@@ -614,6 +707,7 @@ RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
     "servers": render_servers,
     "scale": render_scale,
     "aiohttp_overhead": render_aiohttp_overhead,
+    "requests_overhead": render_requests_overhead,
 }
 
 

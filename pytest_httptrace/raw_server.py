@@ -57,7 +57,9 @@ from .server import THREAD_TIMEOUT, _Endpoint, bind_loopback
 
 if TYPE_CHECKING:
     import aiohttp
+    import requests
     import trustme
+    import urllib3
     from typing_extensions import Self
 
 __all__ = [
@@ -760,6 +762,32 @@ class RawServer(_Endpoint):
         return session_for(self.url("/"), context, session_kwargs)
 
     # -- end of aiohttp ---------------------------------------------------------------
+
+    # -- urllib3 and requests clients (issue #15) ----------------------------------
+
+    def ca_bundle(self) -> str:
+        """The path of a PEM file with `ca` (for ``requests``' ``verify=``); removed
+        at the end of the session."""
+        from .urllib3_trace._clients import ca_bundle
+
+        return ca_bundle(self.ca)
+
+    def requests_session(self, **session_attrs: Any) -> requests.Session:
+        """A `requests.Session` that trusts `ca` (``verify`` is `ca_bundle`) and
+        ignores the environment (``trust_env=False``); each keyword sets that
+        attribute of the session (``headers=``, ``max_redirects=``...)."""
+        from .urllib3_trace._clients import requests_session
+
+        return requests_session(self.ca if self.tls else None, **session_attrs)
+
+    def urllib3_pool_manager(self, **pool_kwargs: Any) -> urllib3.PoolManager:
+        """A `urllib3.PoolManager` that trusts `ca` (``ca_certs``); any urllib3
+        argument passes through (``maxsize=``, ``block=``, ``retries=``...)."""
+        from .urllib3_trace._clients import pool_manager
+
+        return pool_manager(self.ca if self.tls else None, **pool_kwargs)
+
+    # -- end of the urllib3 and requests clients ------------------------------------
 
 
 def _clip(step: Step, limit: int = 60) -> str:

@@ -157,6 +157,8 @@ _REGISTRY: dict[str, str | Source] = {
     "httpx": "pytest_httptrace.httpx_trace:HTTPX",
     "httpx2": "pytest_httptrace.httpx_trace:HTTPX2",
     "aiohttp": "pytest_httptrace.aiohttp_trace:AIOHTTP",
+    "urllib3": "pytest_httptrace.urllib3_trace:URLLIB3",
+    "requests": "pytest_httptrace.urllib3_trace:REQUESTS",
 }
 _lock = threading.RLock()
 _active = False

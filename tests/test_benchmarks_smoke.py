@@ -20,7 +20,15 @@ from benchmarks import report
 from benchmarks._common import ROOT, child_env
 from benchmarks.startup import parse_importtime
 
-NAMES = ("overhead", "cold", "startup", "servers", "scale", "aiohttp_overhead")
+NAMES = (
+    "overhead",
+    "cold",
+    "startup",
+    "servers",
+    "scale",
+    "aiohttp_overhead",
+    "requests_overhead",
+)
 
 
 def _numbers(value: Any) -> list[float]:
@@ -70,6 +78,22 @@ def _expected_rows(name: str, result: dict[str, Any]) -> None:
         variants = [r["variant"] for r in result["rows"]]
         assert variants == ["plain", "plain_b", "noop_traceconfig", "recording"]
         assert result["events_per_request"] >= 10
+    elif name == "requests_overhead":
+        assert [r["variant"] for r in result["rows"]] == [
+            "none",
+            "none_b",
+            "recording",
+            "otel",
+        ]
+        recording, otel = result["rows"][2], result["rows"][3]
+        assert recording["events_per_request"] >= 10
+        assert otel["spans_per_request"] >= 1
+        assert [r["variant"] for r in result["decompose"]] == [
+            "shipped",
+            "installed",
+            "empty trace",
+            "recorder",
+        ]
     elif name == "scale":
         assert result["retention"]["tests"] > 0
         assert all(r["bytes_per_request"] > 0 for r in result["memory_synthetic"])
