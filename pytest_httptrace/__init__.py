@@ -1,4 +1,4 @@
-"""pytest-httptrace: assert the lifecycle of httpx requests (Go's httptrace hooks).
+"""pytest-httptrace: assert the lifecycle of HTTP requests (Go's httptrace hooks).
 
 Only public names live here. They are loaded on first use (PEP 562), so importing
 the package, which every pytest run with the plugin installed does, costs next to

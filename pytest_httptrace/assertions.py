@@ -312,29 +312,25 @@ def _nothing_recorded(recorder: Recorder | None, detail: str | None = None) -> s
     from .sources import diagnose_all
 
     known = diagnose_all()
-    if known:
-        return "\n".join(
-            [
-                "no request was recorded"
-                + (f" ({detail})." if detail else ".")
-                + " What went past the recorder:",
-                *(f"  - {line}" for line in known),
-            ]
-        )
     lines = [
-        "no httpx request was recorded"
+        "no request was recorded"
         + (f" ({detail})." if detail else ".")
-        + " Likely causes:",
-        "  - the request ran in a thread that does not see the trace: "
-        "with_client_trace() follows the context (run the thread's target in "
-        "contextvars.copy_context(), or use the httptrace_recorder fixture, which "
-        "records every thread);",
-        "  - the client is not httpx (requests, urllib3 and aiohttp are not "
-        "instrumented);",
-        "  - the plugin is disabled or the instrumentation is not installed (with "
-        "PYTEST_DISABLE_PLUGIN_AUTOLOAD=1, run pytest with -p httptrace), or the "
-        "recorder was not recording (Recorder.start() ... stop()).",
+        + (" What went past the recorder:" if known else " Likely causes:")
     ]
+    if known:
+        lines += [f"  - {line}" for line in known]
+    else:
+        lines += [
+            "  - the request ran in a thread that does not see the trace: "
+            "with_client_trace() follows the context (run the thread's target in "
+            "contextvars.copy_context(), or use the httptrace_recorder fixture, "
+            "which records every thread);",
+            "  - the client is not one that pytest-httptrace traces (httpx, httpx2, "
+            "aiohttp, urllib3 and requests are; see the support matrix);",
+            "  - the plugin is disabled or the instrumentation is not installed (with "
+            "PYTEST_DISABLE_PLUGIN_AUTOLOAD=1, run pytest with -p httptrace), or the "
+            "recorder was not recording (Recorder.start() ... stop()).",
+        ]
     if recorder is not None:
         phases: dict[str, int] = {}
         for r in recorder.all_requests:
@@ -1464,11 +1460,23 @@ def assert_no_leaks(source: Recorder | RequestRecord | Iterable[RequestRecord]) 
         if r.origin:
             parts.append(f"made at {_made_at(r)}")
         lines.append(f"  {_req(r)}  ({', '.join(parts)})")
-    lines.append(
-        "hint: use `with client.stream(...) as response:` (`async with` for "
-        "AsyncClient), or call `response.close()` (`await response.aclose()`)."
-    )
+    from .sources import leak_hint
+
+    hints = [
+        hint
+        for name in dict.fromkeys(r.source.name if r.source else None for r in leaks)
+        if (hint := leak_hint(name)) is not None
+    ]
+    for hint in hints or [_LEAK_HINT]:
+        lines.append(f"hint: {hint}")
     _fail("\n".join(lines))
+
+
+#: What to do about a leak whose client library says nothing of its own.
+_LEAK_HINT = (
+    "close the response when done with it (a `with` block around the request, or "
+    "its close/release method): that gives its connection back to the pool."
+)
 
 
 # -- the timeline ----------------------------------------------------------------------
@@ -1518,7 +1526,7 @@ def render_timeline(
                     "render_timeline() needs a Recorder, RequestRecords or Events."
                 )
     if not events:
-        return "(no httpx request was recorded)"
+        return "(no request was recorded)"
     return "\n".join(
         _timeline(events, collapse=collapse_header_fields, max_entries=max_events)
     )

@@ -29,7 +29,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         dest="httptrace_report",
         default=None,
         metavar="PATH",
-        help="record every test's httpx requests and write PATH.json (Chrome trace "
+        help="record every test's HTTP requests and write PATH.json (Chrome trace "
         "events, for Perfetto) and PATH.html (waterfalls) at the end of the run.",
     )
     parser.addini(
@@ -62,7 +62,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         "httptrace(leaks='off'|'warn'|'error', wait_for_100_continue=False|True|"
-        "seconds, trace_file='path'): record the test's httpx requests (as the "
+        "seconds, trace_file='path'): record the test's HTTP requests (as the "
         "httptrace_recorder fixture does) with these settings.",
     )
     from ._recording import RecordingPlugin
@@ -81,7 +81,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture
 def httptrace_recorder(request: pytest.FixtureRequest) -> Iterator[Recorder]:
-    """Record every hook call of every httpx request made during the test.
+    """Record every hook call of every HTTP request made during the test.
 
     Records from any thread or task of the process; ``.requests`` shows the current
     phase (setup, call or teardown), like ``caplog.records``.

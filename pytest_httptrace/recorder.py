@@ -237,7 +237,7 @@ def _check_names(names: Sequence[str]) -> None:
 
 
 class Recorder(Sequence[RequestRecord]):
-    """Records every hook call of every httpx request while it is started.
+    """Records every hook call of every traced HTTP request while it is started.
 
     A Recorder records process-wide: requests from any thread or task, whatever their
     context. It is a sequence of `RequestRecord` (``len(rec)``, ``rec[0]``); ``.events``

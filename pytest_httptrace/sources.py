@@ -135,6 +135,9 @@ class Source(Protocol):
         (an unsupported version, a transport that bypasses the pool...)."""
         ...
 
+    # Optional: ``leak_hint: str``, how to give a response back with this library,
+    # printed under a leak (see `leak_hint`).
+
 
 #: Set on every function a source puts in place of a library's own (so isolation
 #: checks can find a leftover patch by looking at the class alone).
@@ -324,6 +327,18 @@ def diagnose_all() -> list[str]:
                 f"pytest-httptrace traces it: its requests are not recorded."
             )
     return lines
+
+
+def leak_hint(name: str | None) -> str | None:
+    """How to give a response back, in the words of source ``name``'s library (a
+    source may set ``leak_hint``); None when the source says nothing."""
+    if name is None:
+        return None
+    with _lock:
+        if name not in _REGISTRY:
+            return None
+        hint: str | None = getattr(_resolve(name), "leak_hint", None)
+    return hint
 
 
 def library_report() -> list[str]:

@@ -382,14 +382,14 @@ def test_empty_recorder_names_the_likely_causes() -> None:
     message = fails(assert_hook_sequence, make_recorder(), ["get_conn", ...])
     assert message == dedent(
         """
-        no httpx request was recorded. Likely causes:
+        no request was recorded. Likely causes:
           - the request ran in a thread that does not see the trace: with_client_trace() follows the context (run the thread's target in contextvars.copy_context(), or use the httptrace_recorder fixture, which records every thread);
-          - the client is not httpx (requests, urllib3 and aiohttp are not instrumented);
+          - the client is not one that pytest-httptrace traces (httpx, httpx2, aiohttp, urllib3 and requests are; see the support matrix);
           - the plugin is disabled or the instrumentation is not installed (with PYTEST_DISABLE_PLUGIN_AUTOLOAD=1, run pytest with -p httptrace), or the recorder was not recording (Recorder.start() ... stop()).
         """  # noqa: E501
     )
     assert fails(assert_hook_sequence, [], [...]).startswith(
-        "no httpx request was recorded (the list given is empty). Likely causes:"
+        "no request was recorded (the list given is empty). Likely causes:"
     )
 
 
@@ -397,7 +397,7 @@ def test_empty_recorder_points_at_other_phases() -> None:
     rec = make_recorder(make_request(REUSED, phase="setup"))
     assert rec.requests == []
     message = fails(assert_no_leaks, rec)
-    assert message.startswith("no httpx request was recorded. Likely causes:")
+    assert message.startswith("no request was recorded. Likely causes:")
     assert message.endswith(
         "Requests were recorded in other phases (1 in setup): see "
         "recorder.get_records(phase)."
@@ -796,7 +796,7 @@ def test_max_connections_bad_arguments() -> None:
     with pytest.raises(ValueError, match="state must be 'open' or 'in_use'"):
         assert_max_connections(rec, 1, state="busy")  # type: ignore[arg-type]
     assert fails(assert_max_connections, make_recorder(), 1).startswith(
-        "no httpx request was recorded."
+        "no request was recorded."
     )
 
 
@@ -970,7 +970,7 @@ def test_no_leaks_names_request_url_and_origin() -> None:
         """
         1 response was never closed: its connection was taken and not given back:
           #2 GET https://example.test/stream/3  (status 200, connection c4, made at test_user.py:7)
-        hint: use `with client.stream(...) as response:` (`async with` for AsyncClient), or call `response.close()` (`await response.aclose()`).
+        hint: close the response when done with it (a `with` block around the request, or its close/release method): that gives its connection back to the pool.
         """  # noqa: E501
     )
     two = make_request(REUSED[:5], id=3, closed=None, origin=None, status=None)
@@ -1033,7 +1033,7 @@ def test_render_timeline_limits_and_edge_cases() -> None:
     short = render_timeline(request, max_events=20).splitlines()
     assert len(short) < 30
     assert "  ... (" in "\n".join(short)
-    assert render_timeline(make_recorder()) == "(no httpx request was recorded)"
+    assert render_timeline(make_recorder()) == "(no request was recorded)"
     with pytest.raises(TypeError, match="needs a Recorder, RequestRecords or Events"):
         render_timeline([request.events[0], 42])  # type: ignore[arg-type]
 

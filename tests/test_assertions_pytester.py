@@ -236,7 +236,7 @@ HELPER_FIRST_LINES = [
     "before the call returned, expected after it:",
     "E       AssertionError: 1 response was never closed: its connection was taken and "
     "not given back:",
-    "E       AssertionError: no httpx request was recorded. Likely causes:",
+    "E       AssertionError: no request was recorded. Likely causes:",
 ]
 
 
@@ -253,8 +253,9 @@ def test_every_helper_fails_with_its_own_text(
         [
             "E         #1 GET https://example.test/stream/3  (status 200, connection "
             "-, made at test_user.py:7)",
-            "E       hint: use `with client.stream(...) as response:` (`async with` "
-            "for AsyncClient), or call `response.close()` (`await response.aclose()`).",
+            "E       hint: close the response when done with it (a `with` block around "
+            "the request, or its close/release method): that gives its connection "
+            "back to the pool.",
         ],
         consecutive=True,
     )

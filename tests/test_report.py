@@ -148,7 +148,7 @@ def test_report_json_has_one_track_per_connection(pytester: pytest.Pytester) -> 
     page = html_path.read_text()
     assert reuse in page and streams in page
     assert page.count('<div class="track">') == 3  # 2 connections + 1 connection
-    assert "1 test made no httpx request" in page
+    assert "1 test made no HTTP request" in page
 
 
 def test_html_is_self_contained_and_escaped() -> None:

@@ -205,3 +205,16 @@ def test_an_untraced_client_library_is_named(
         ) in registry.diagnose_all()
     finally:
         sys.modules.pop("pycurl", None)
+
+
+def test_a_leak_hint_speaks_the_leaking_library(httptrace_server: Any) -> None:
+    from pytest_httptrace import assert_no_leaks
+
+    with Recorder.start() as rec, httptrace_server.requests_session() as session:
+        response = session.get(httptrace_server.url("/stream/2"), stream=True)
+        with pytest.raises(AssertionError) as info:
+            assert_no_leaks(rec)
+        response.close()
+    message = str(info.value)
+    assert "hint: use `with session.get(url, stream=True) as response:`" in message
+    assert "client.stream" not in message

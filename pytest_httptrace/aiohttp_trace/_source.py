@@ -16,6 +16,10 @@ class AiohttpSource:
     """aiohttp (``ClientSession``, HTTP/1.1) as a source of hook calls."""
 
     name = "aiohttp"
+    leak_hint = (
+        "use `async with session.get(...) as response:`, or call "
+        "`response.release()` once done with the body."
+    )
     trigger = "aiohttp"
     internal_modules = (
         "aiohttp",

@@ -31,6 +31,11 @@ class HttpxSource:
         "sniffio",
     )
 
+    leak_hint = (
+        "use `with client.stream(...) as response:` (`async with` for "
+        "AsyncClient), or call `response.close()` (`await response.aclose()`)."
+    )
+
     def __init__(self, name: str) -> None:
         self.name = name
         self.trigger = MODULES[name][0]

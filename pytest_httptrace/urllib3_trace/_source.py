@@ -51,6 +51,11 @@ class Urllib3Source:
     """urllib3 2.x (and http.client under it) as a source of hook calls."""
 
     name = "urllib3"
+    leak_hint = (
+        "use `with session.get(url, stream=True) as response:` (requests), or call "
+        "`response.close()`; with urllib3's `preload_content=False`, read the body "
+        "and call `response.release_conn()`."
+    )
     trigger = "urllib3"
     internal_modules = ("urllib3",)
 
