@@ -15,7 +15,7 @@ import sys
 import sysconfig
 from contextlib import suppress
 from functools import cache
-from types import FrameType
+from types import CodeType, FrameType
 
 from . import sources
 
@@ -51,25 +51,21 @@ def _stdlib_dirs() -> tuple[str, ...]:
     return tuple({paths[k].rstrip("/") + "/" for k in ("stdlib", "platstdlib")})
 
 
-_kinds: dict[tuple[str, str], int] = {}
-
-
 def _kind(filename: str, top: str, internal: frozenset[str]) -> int:
     if top == "pytest_httptrace":
         return _PLUGIN
     if top in internal or top in _PLUMBING:
         return _INTERNAL
-    key = (filename, top)
-    kind = _kinds.get(key)
-    if kind is None:
-        if filename.startswith(_third_party_dirs()):
-            kind = _THIRD
-        elif filename.startswith(_stdlib_dirs()) or filename.startswith("<frozen"):
-            kind = _STDLIB
-        else:
-            kind = _USER
-        _kinds[key] = kind
-    return kind
+    if filename.startswith(_third_party_dirs()):
+        return _THIRD
+    if filename.startswith(_stdlib_dirs()) or filename.startswith("<frozen"):
+        return _STDLIB
+    return _USER
+
+
+#: (code object, internal modules) -> (kind, top-level package): a frame's kind
+#: depends on its code alone, so each code is classified once.
+_kinds: dict[tuple[CodeType, frozenset[str]], tuple[int, str]] = {}
 
 
 def user_origin(
@@ -87,8 +83,15 @@ def user_origin(
     via: list[str] = []
     fallback: str | None = None
     while frame is not None:
-        top = frame.f_globals.get("__name__", "").partition(".")[0]
-        kind = _kind(frame.f_code.co_filename, top, internal)
+        code = frame.f_code
+        known = _kinds.get((code, internal))
+        if known is None:
+            top = frame.f_globals.get("__name__", "").partition(".")[0]
+            known = _kinds[(code, internal)] = (
+                _kind(code.co_filename, top, internal),
+                top,
+            )
+        kind, top = known
         if kind == _USER:
             # Outermost first, each package where it was entered first from outside.
             outermost = tuple(dict.fromkeys(reversed(via)))

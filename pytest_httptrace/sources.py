@@ -31,6 +31,7 @@ Example (a source for a library of your own)::
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.abc
 import importlib.machinery
@@ -293,9 +294,16 @@ def internal_modules(name: str | None = None) -> frozenset[str]:
     source."""
     source = _installed.get(name) if name is not None else None
     if source is not None:
-        return frozenset(source.internal_modules)
+        return _frozen(tuple(source.internal_modules))
     with _lock:
-        return frozenset(m for s in _installed.values() for m in s.internal_modules)
+        return _frozen(
+            tuple(m for s in _installed.values() for m in s.internal_modules)
+        )
+
+
+@functools.lru_cache(maxsize=64)
+def _frozen(names: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(names)
 
 
 #: HTTP client libraries, by import name, with the module a source would trigger on
