@@ -121,6 +121,8 @@ def _wait_setting(value: object) -> float | None:
 
 
 settings_key = pytest.StashKey[TestSettings]()
+#: Why the setup could not start the test's recorder (an unsupported library).
+unsupported_key = pytest.StashKey[str]()
 waiting_key = pytest.StashKey[bool]()
 #: The test leaked a response, and it was reported.
 leaked_key = pytest.StashKey[bool]()
@@ -188,12 +190,12 @@ class RecordingPlugin:
             unsupported = exc
         if unsupported is None:
             return (yield)
-        # The other plugins' setup still runs (their teardown expects it), and
-        # the test errors with our one message, not a traceback of our own.
-        try:
-            yield
-        finally:
-            pytest.fail(str(unsupported), pytrace=False)
+        # The other plugins' setup still runs (their teardown expects it), and the
+        # test errors with our one message, not a traceback of our own: from the
+        # recorder fixture if the test asked for it, else from here.
+        item.stash[unsupported_key] = str(unsupported)
+        yield
+        pytest.fail(str(unsupported), pytrace=False)
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, None, None]:
@@ -330,6 +332,9 @@ def recorder_for(request: pytest.FixtureRequest) -> Recorder:
     """The recorder of the test (started at setup by `RecordingPlugin`)."""
     stash: pytest.Stash = request.node.stash
     recorder = stash.get(recorder_key, None)
+    unsupported = stash.get(unsupported_key, None)
+    if unsupported is not None:  # the setup could not start one: say why, once
+        pytest.fail(unsupported, pytrace=False)
     if recorder is None:  # requested dynamically, with getfixturevalue()
         from ._reuse import _remember
         from .recorder import Recorder
