@@ -8,8 +8,10 @@ keeps what a lifecycle *is* and drops what changes from run to run:
   code and headers, the header names and values written, the negotiated protocol,
   error types);
 - renumbered: connections, ``1``, ``2``, ... in order of first use;
-- replaced by placeholders: ports (``localhost:<port>``), IP addresses (``<ip>``),
-  version numbers in ``User-Agent`` (``python-httpx/<version>``);
+- replaced by placeholders: ports (``localhost:<port>``), the addresses dialed
+  (``<addr>``: ``localhost`` may resolve to ``::1`` or ``127.0.0.1``),
+  version numbers in ``User-Agent`` and ``Server`` (``python-httpx/<version>``),
+  ``Date`` header values (``<date>``);
 - dropped: times, durations (``idle_time``), threads and tasks, resolved addresses
   (``dns_done``'s ``addrs``), TLS ciphers and certificates, library versions.
 
@@ -23,23 +25,31 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
 
 if TYPE_CHECKING:
     from .recorder import RequestRecord
 
 __all__ = ["normalize_requests"]
 
-_IPV4 = re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}\b")
-_IPV6 = re.compile(r"\[[0-9A-Fa-f:.]*\]")  # as in URLs and host:port
-_PORT = re.compile(r"(?<=[\w\]>]):\d{1,5}\b")
 _VERSION = re.compile(r"/\d[\w.+-]*")
 
 
-def _placeholders(text: str) -> str:
-    """``text`` with IP addresses as ``<ip>`` and ports as ``<port>``."""
-    text = _IPV6.sub("<ip>", text)
-    text = _IPV4.sub("<ip>", text)
-    return _PORT.sub(":<port>", text)
+def _host_port(text: str) -> str:
+    """``host:port`` (also ``[::1]:port``) with the port as ``<port>``."""
+    host, sep, port = text.rpartition(":")
+    if sep and port.isdigit() and (host.endswith("]") or ":" not in host):
+        return f"{host}:<port>"
+    return text
+
+
+def _url(url: str) -> str:
+    """``url`` with the port of its authority as ``<port>``."""
+    parts = urlsplit(url)
+    if not parts.netloc:
+        return url
+    userinfo, at, hostport = parts.netloc.rpartition("@")
+    return urlunsplit(parts._replace(netloc=f"{userinfo}{at}{_host_port(hostport)}"))
 
 
 def _error_type(err: object) -> str | None:
@@ -49,7 +59,7 @@ def _error_type(err: object) -> str | None:
 def _args(hook: str, args: Mapping[str, Any], conn: int | None) -> dict[str, Any]:
     """The meaningful arguments of one hook call, stable across runs."""
     if hook == "get_conn":
-        return {"host_port": _placeholders(str(args.get("host_port")))}
+        return {"host_port": _host_port(str(args.get("host_port")))}
     if hook == "got_conn":
         return {
             "conn": conn,
@@ -77,19 +87,30 @@ def _args(hook: str, args: Mapping[str, Any], conn: int | None) -> dict[str, Any
     if hook == "wrote_header_field":
         key = str(args.get("key"))
         values = [str(v) for v in args.get("values") or ()]
-        if key.lower() in ("host", ":authority"):
-            values = [_placeholders(v) for v in values]
-        elif key.lower() == "user-agent":
-            values = [_VERSION.sub("/<version>", v) for v in values]
-        return {"key": key, "values": values}
+        return {"key": key, "values": [_header_value(key, v) for v in values]}
     if hook == "got_1xx_response":
         return {
             "code": args.get("code"),
-            "headers": [[str(k), str(v)] for k, v in _pairs(args.get("headers"))],
+            "headers": [
+                [str(k), _header_value(str(k), str(v))]
+                for k, v in _pairs(args.get("headers"))
+            ],
         }
     if hook in ("wrote_request", "put_idle_conn"):
         return {"err": _error_type(args.get("err"))}
     return {}  # tls_handshake_start, wrote_headers, got_first_response_byte, ...
+
+
+def _header_value(name: str, value: str) -> str:
+    """A header value without what changes from run to run."""
+    name = name.lower()
+    if name in ("host", ":authority"):
+        return _host_port(value)
+    if name in ("user-agent", "server"):
+        return _VERSION.sub("/<version>", value)
+    if name == "date":
+        return "<date>"
+    return value
 
 
 def _pairs(headers: Any) -> list[tuple[Any, Any]]:
@@ -115,7 +136,7 @@ def normalize_requests(requests: Iterable[RequestRecord]) -> list[dict[str, Any]
         result.append(
             {
                 "method": request.method,
-                "url": _placeholders(request.url),
+                "url": _url(request.url),
                 "status": request.status,
                 "error": _error_type(request.error),
                 "source": None if source is None else source.name,
