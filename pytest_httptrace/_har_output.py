@@ -46,6 +46,9 @@ def check_har_path(raw: str, base: Path, what: str) -> Path:
         path.exists() and not os.access(path, os.W_OK)
     ):
         raise pytest.UsageError(f"{what}={raw}: {path} is not writable")
+    from .har import wall_offset
+
+    wall_offset()  # taken now, before any test records: one offset for the run
     return path
 
 

@@ -168,3 +168,12 @@ def test_bad_marker_arguments_are_usage_errors_at_collection(
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"ERROR: {message}"])
     result.stdout.no_fnmatch_line("*test_never_runs*FAILED*")
+
+
+def test_the_docs_example_passes(pytester: pytest.Pytester) -> None:
+    page = (Path(__file__).parents[1] / "docs" / "export.md").read_text()
+    example = page.split("```python\n", 1)[1].split("```", 1)[0]
+    pytester.makepyfile(example)
+    result = pytester.runpytest("-p", "httptrace", "-W", "error")
+    result.assert_outcomes(passed=1)
+    validate(json.loads((pytester.path / "login.har").read_text()))

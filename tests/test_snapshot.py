@@ -219,6 +219,9 @@ def test_inline_snapshot_create_check_fix(
         )
     )
     monkeypatch.delenv("CI", raising=False)
+    # Under our own -n 2, the subprocess would inherit the worker's variable, and
+    # inline-snapshot does not write snapshots under xdist.
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
     args = ("-p", "httptrace", "-p", "inline_snapshot", "-W", "error")
     result = pytester.runpytest_subprocess(*args, "--inline-snapshot=create")
     # inline-snapshot's own teardown error in create mode: "the value is now
@@ -245,7 +248,10 @@ def test_inline_snapshot_create_check_fix(
     result.assert_outcomes(passed=1)
 
 
-def test_syrupy_and_xdist_workers_agree(pytester: pytest.Pytester) -> None:
+def test_syrupy_and_xdist_workers_agree(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)  # ours, under -n 2
     pytester.makepyfile(
         textwrap.dedent(SCENARIO)
         + textwrap.dedent(
@@ -271,6 +277,7 @@ def test_syrupy_and_xdist_workers_agree(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest_subprocess(*args, "--snapshot-update")
     result.assert_outcomes(passed=9)
     assert list(pytester.path.glob("__snapshots__/*.ambr"))
+    assert len(list(pytester.path.glob("out/*-main.json"))) == 8
     for path in pytester.path.glob("out/*.json"):
         path.unlink()
     result = pytester.runpytest_subprocess(*args, "-p", "xdist", "-n", "2")
