@@ -185,15 +185,26 @@ def test_mitmproxy_imports_the_file(
     executable = mitmdump()
     if executable is None:
         pytest.skip("mitmdump not installed (not part of the test extra)")
+    with socket.socket() as unused:  # a port nothing listens on
+        unused.bind(("127.0.0.1", 0))
+        refused = f"http://127.0.0.1:{unused.getsockname()[1]}/"
     with httptrace_server.client() as client:
         client.get("/")
         client.get("/status/404")
-    path = _write(tmp_path, httptrace_recorder.to_har())
+        with pytest.raises(httpx.ConnectError):
+            client.get(refused)  # an incomplete entry: status 0
+    with httptrace_server.client(http2=True) as client:
+        client.get("/early-hints")
+    document = httptrace_recorder.to_har()
+    validate(document)
+    path = _write(tmp_path, document)
     lines = [line.strip() for line in mitmdump_flows(executable, path).splitlines()]
     requests = [line.partition(": ")[2] for line in lines if "GET " in line]
     responses = [line.split()[1] for line in lines if line.startswith("<<")]
     assert requests == [
-        httptrace_server.url("/").replace("https://", "GET https://"),
-        httptrace_server.url("/status/404").replace("https://", "GET https://"),
+        "GET " + httptrace_server.url("/"),
+        "GET " + httptrace_server.url("/status/404"),
+        "GET " + refused,
+        "GET " + httptrace_server.url("/early-hints"),
     ]
-    assert responses == ["200", "404"]
+    assert responses == ["200", "404", "0", "200"]
