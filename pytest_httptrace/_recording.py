@@ -68,18 +68,40 @@ class TestSettings:
         )
         #: Where to write this test's trace (PATH.json + PATH.html), or None.
         self.trace_file = _trace_file(item, kwargs.get("trace_file"))
+        #: Where to write this test's own HAR file (the marker's ``har=``), or None.
+        self.har_file = _har_file(item, kwargs.get("har"))
         #: The test asked for recording (fixture or marker): leak checks apply.
         self.requested = marker is not None or "httptrace_recorder" in getattr(
             item, "fixturenames", ()
         )
         #: The test records: asked for, or every test under --httptrace-report
         #: (which only observes: no leak check for tests that did not ask).
-        self.enabled = self.requested or bool(
-            config.getoption("httptrace_report", None)
+        self.enabled = (
+            self.requested
+            or bool(config.getoption("httptrace_report", None))
+            or bool(config.getoption("httptrace_har", None))
+            or bool(config.getini("httptrace_har"))
         )
 
 
-MARKER_KEYWORDS = {"leaks", "wait_for_100_continue", "trace_file"}
+MARKER_KEYWORDS = {"leaks", "wait_for_100_continue", "trace_file", "har"}
+
+
+def _har_file(item: pytest.Item, marker_value: object) -> Path | None:
+    """The marker's ``har`` path (relative to the rootdir), checked now."""
+    if marker_value is None:
+        return None
+    if not isinstance(marker_value, (str, os.PathLike)) or not os.fspath(marker_value):
+        raise pytest.UsageError(
+            f"@pytest.mark.httptrace(har=...) takes a path, got {marker_value!r}"
+        )
+    from ._har_output import check_har_path
+
+    return check_har_path(
+        str(os.fspath(marker_value)),
+        item.config.rootpath,
+        "@pytest.mark.httptrace(har=...)",
+    )
 
 
 def _trace_file(item: pytest.Item, marker_value: object) -> Path | None:
@@ -222,6 +244,11 @@ class RecordingPlugin:
             if recorder is not None:
                 recorder.stop()
                 self._write_trace_file(item, recorder)
+                har_file = settings_of(item).har_file
+                if har_file is not None:
+                    from ._har_output import write_test_har
+
+                    write_test_har(item, har_file, recorder)
                 self._check_leaks(item, recorder)
 
     def _write_trace_file(self, item: pytest.Item, recorder: Recorder) -> None:

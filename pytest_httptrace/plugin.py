@@ -32,6 +32,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="record every test's HTTP requests and write PATH.json (Chrome trace "
         "events, for Perfetto) and PATH.html (waterfalls) at the end of the run.",
     )
+    group.addoption(
+        "--httptrace-har",
+        dest="httptrace_har",
+        default=None,
+        metavar="PATH",
+        help="record every test's HTTP requests and write them to PATH as one HAR "
+        "1.2 file (a page per test) at the end of the run (default: the "
+        "httptrace_har ini value; none).",
+    )
+    parser.addini(
+        "httptrace_har",
+        "HAR 1.2 file of every test's HTTP requests, written at the end of the run "
+        "(default: none)",
+        default="",
+    )
     parser.addini(
         "httptrace_leaks",
         "off / warn / error: leak check of recorded tests (default warn)",
@@ -62,8 +77,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         "httptrace(leaks='off'|'warn'|'error', wait_for_100_continue=False|True|"
-        "seconds, trace_file='path'): record the test's HTTP requests (as the "
-        "httptrace_recorder fixture does) with these settings.",
+        "seconds, trace_file='path', har='path'): record the test's HTTP requests "
+        "(as the httptrace_recorder fixture does) with these settings.",
     )
     from ._recording import RecordingPlugin
 
@@ -74,6 +89,13 @@ def pytest_configure(config: pytest.Config) -> None:
 
         plugin = ReportPlugin.from_config(config, report)
         config.pluginmanager.register(plugin, "httptrace-report")
+    har = config.getoption("httptrace_har") or config.getini("httptrace_har")
+    if har:
+        from ._har_output import HarPlugin
+
+        config.pluginmanager.register(
+            HarPlugin.from_config(config, har), "httptrace-har"
+        )
 
 
 # -- recorder --

@@ -227,6 +227,19 @@ class RequestRecord:
         status = self.status
         return f"<RequestRecord #{self.id} {self.method} {self.url} status={status}>"
 
+    def normalized(self) -> dict[str, Any]:
+        """This request's lifecycle as plain data that is equal across runs: for
+        snapshot tests (see `pytest_httptrace.snapshot`)."""
+        from .snapshot import normalize_requests
+
+        return normalize_requests([self])[0]
+
+    def to_har(self) -> dict[str, Any]:
+        """This request as one HAR 1.2 entry (see `pytest_httptrace.har`)."""
+        from .har import har_entry
+
+        return har_entry(self)
+
 
 def _check_names(names: Sequence[str]) -> None:
     from .trace import _did_you_mean
@@ -474,6 +487,21 @@ class Recorder(Sequence[RequestRecord]):
             f"<Recorder {len(self.requests)} requests, {len(self.events)} events, "
             f"phase={self.phase!r}>"
         )
+
+    def normalized(self) -> list[dict[str, Any]]:
+        """The current phase's requests as plain data that is equal across runs,
+        connections numbered in order of first use: for snapshot tests (see
+        `pytest_httptrace.snapshot`)."""
+        from .snapshot import normalize_requests
+
+        return normalize_requests(self.requests)
+
+    def to_har(self, *, title: str | None = None) -> dict[str, Any]:
+        """Every phase's requests as a HAR 1.2 document (see `pytest_httptrace.har`);
+        with ``title``, on one page of that name."""
+        from .har import har_document
+
+        return har_document([(title, self.all_requests)])
 
 
 def _thread_name() -> str:
