@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from types import EllipsisType
 from typing import Literal, NamedTuple, NoReturn, TypeAlias
 
+from ._phases import in_flight, is_leak, released_at
 from .recorder import Event, Recorder, RequestRecord
 from .trace import HOOK_ARGS, HOOK_NAMES, TLSConnectionState, _did_you_mean
 
@@ -45,6 +46,7 @@ __all__ = [
     "assert_max_connections",
     "assert_new_connection",
     "assert_no_leaks",
+    "assert_phases",
     "assert_reused",
     "assert_shared_connection",
     "find_leaks",
@@ -914,21 +916,14 @@ def _hook_label(which: str | HookMatcher) -> str:
 
 
 def _interval(request: RequestRecord) -> tuple[float, float]:
-    """When a request was in flight: from its first hook call to the latest of its
-    last hook call, its return and its close."""
-    times = [e.time for e in request.events]
-    start = min(times)
-    ends = [max(times)]
-    for t in (request.returned_at, request.closed_at):
-        if t is not None:
-            ends.append(t)
-    return start, max(ends)
+    """When a request was in flight (`in_flight`: the waterfall's bounds)."""
+    return in_flight(request)
 
 
 def assert_concurrent(a: RequestRecord, b: RequestRecord) -> None:
     """Assert that requests ``a`` and ``b`` were in flight at the same time.
 
-    A request is in flight from its first hook call (``get_conn``) to the latest of
+    A request is in flight from its start (just before ``get_conn``) to the latest of
     its last hook call, the return of the call that made it and the close of its
     response; the two intervals must overlap (touching is not overlapping).
 
@@ -1017,16 +1012,10 @@ def _connections(requests: Iterable[RequestRecord]) -> dict[object, _Conn]:
 
 
 def _release(request: RequestRecord) -> float:
-    """When a request gave its connection back: its response's close, else its
-    put_idle_conn; if it leaked, never; if it failed, its last hook call."""
-    if request.closed_at is not None:
-        return request.closed_at
-    for e in request.events:
-        if e.hook == "put_idle_conn":
-            return e.time
-    if _is_leak(request):
-        return math.inf
-    return max(e.time for e in request.events)
+    """When a request gave its connection back (`released_at`); if it
+    leaked, never (``math.inf``)."""
+    released = released_at(request)
+    return math.inf if released is None else released
 
 
 def assert_max_connections(
@@ -1397,11 +1386,7 @@ def assert_after_return(request: RequestRecord, hook_name: str | HookMatcher) ->
 
 
 def _is_leak(request: RequestRecord) -> bool:
-    if request.closed_at is not None or _got_conn(request) is None:
-        return False
-    # A call that raised before a response existed left nothing to close: httpx
-    # released the connection itself.
-    return not (request.status is None and request.error is not None)
+    return is_leak(request)
 
 
 def find_leaks(
@@ -1803,3 +1788,122 @@ def _event_text(event: Event, *, with_request: bool = False) -> str:
             continue
         parts.append(f"{name}={_short(value)}")
     return prefix + " ".join(parts)
+
+
+# -- phase budgets ---------------------------------------------------------------------
+
+#: A phase budget: seconds (an upper bound), or a ``(min, max)`` pair of seconds
+#: (either may be None: no bound on that side).
+Budget: TypeAlias = "float | tuple[float | None, float | None]"
+
+
+def _check_budgets(
+    budgets: Mapping[str, object],
+) -> dict[str, tuple[float | None, float | None]]:
+    __tracebackhide__ = True
+    from ._phases import PHASE_NAMES
+
+    valid = ", ".join(PHASE_NAMES)
+    if not budgets:
+        raise TypeError(
+            "assert_phases() needs at least one budget, in seconds: "
+            f"assert_phases(record, wait=0.5). Phases: {valid}."
+        )
+    checked: dict[str, tuple[float | None, float | None]] = {}
+    for name, budget in budgets.items():
+        if name not in PHASE_NAMES:
+            import difflib
+
+            close = difflib.get_close_matches(name, PHASE_NAMES, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ValueError(f"unknown phase {name!r}.{hint} Valid phases: {valid}.")
+        pair = tuple(budget) if isinstance(budget, (tuple, list)) else (None, budget)
+        if len(pair) != 2 or not all(v is None or _is_seconds(v) for v in pair):
+            raise TypeError(
+                f"the budget for {name!r} must be seconds (a number: the most it may "
+                "take) or a (min, max) pair of seconds (None for no bound), "
+                f"not {budget!r}."
+            )
+        low, high = pair
+        if budget is None or (low is None and high is None):
+            raise TypeError(f"the budget for {name!r} sets no bound: {budget!r}.")
+        for v in pair:
+            if v is not None and (v < 0 or not math.isfinite(v)):
+                raise ValueError(
+                    f"the budget for {name!r} must be finite seconds >= 0, "
+                    f"not {budget!r}."
+                )
+        if low is not None and high is not None and low > high:
+            raise ValueError(
+                f"the budget for {name!r} has min > max: {budget!r} "
+                "(a (min, max) pair)."
+            )
+        checked[name] = (low, high)
+    return checked
+
+
+def _is_seconds(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _budget_text(low: float | None, high: float | None) -> str:
+    from .waterfall import format_ms
+
+    if low is None:
+        return f"at most {format_ms(high or 0.0)}"
+    if high is None:
+        return f"at least {format_ms(low)}"
+    return f"between {format_ms(low)} and {format_ms(high)}"
+
+
+def assert_phases(record: RequestRecord, **budgets: Budget) -> None:
+    """Assert how long the phases of one request took (`RequestRecord.phases`).
+
+    Each keyword is a phase (``blocked``, ``dns``, ``connect``, ``tls``, ``send``,
+    ``wait``, ``receive``) and its budget in seconds: a number is the most it may
+    take, a ``(min, max)`` pair bounds it on both sides (None: no bound on that
+    side). Several ``connect`` tries add up. A phase the request did not go through
+    took 0 s (so ``dns=0.05`` passes on a reused connection, ``dns=(0.001, None)``
+    fails). The failure lists every phase and shows the request's timeline.
+
+    Example::
+
+        client.get(httptrace_server.url("/delay/0.2"))
+        (request,) = httptrace_recorder.requests
+        assert_phases(request, wait=(0.2, None), connect=1.0)
+    """
+    __tracebackhide__ = True
+    checked = _check_budgets(budgets)
+    request = _one_request(record, "assert_phases")
+    from ._phases import durations
+    from .waterfall import format_ms
+
+    found = request.phases
+    took = durations(found)
+    broken = []
+    for name, (low, high) in checked.items():
+        seconds = took.get(name)
+        value = 0.0 if seconds is None else seconds
+        if (low is not None and value < low) or (high is not None and value > high):
+            shown = "did not happen" if seconds is None else format_ms(value)
+            broken.append(f"  {name:<8} {shown}, expected {_budget_text(low, high)}")
+    if not broken:
+        return
+    s = "" if len(broken) == 1 else "s"
+    lines = [
+        f"request {_req(request)} is outside its budget in {len(broken)} phase{s}:"
+    ]
+    lines += broken
+    t0 = min((e.time for e in request.events), default=request.in_flight[0])
+    lines.append("phases (ms since the first hook call):")
+    if not found:
+        lines.append("  (none: the request recorded no hook call)")
+    for phase in found:
+        cut = "  (cut short)" if phase.incomplete else ""
+        lines.append(
+            f"  {phase.name:<8} {_ms(phase.start, t0)} to {_ms(phase.end, t0)}"
+            f"  ({format_ms(phase.duration)}){cut}"
+        )
+    if request.events:
+        lines += ["", *_timeline(list(request.events))]
+    _fail("\n".join(lines))

@@ -381,7 +381,7 @@ def test_docs_show_each_failure_as_pytest_prints_it(
     pytester: pytest.Pytester, plugin_run: Any
 ) -> None:
     examples = EXAMPLE.findall(DOC.read_text())
-    assert len(examples) == 10
+    assert len(examples) == 11
     for name, code, _ in examples:
         header = "from pytest_httptrace.assertions import *  # noqa: F403\n"
         pytester.makepyfile(**{f"test_{name}": header + code})
