@@ -1552,3 +1552,27 @@ def test_real_phases_through_requests(server: Any, recorder: Recorder) -> None:
     assert_phases(request, wait=(0.2, None), receive=(0, None))
     fails(assert_phases, request, wait=(0, 0.1))
     assert not request.leaked and request.released_at is not None
+
+
+def test_the_split_keeps_every_import_path() -> None:
+    """The assertions package re-exports what the single module had: the public names,
+    and the private ones other modules, the tests and the benchmarks import."""
+    import pytest_httptrace
+    from pytest_httptrace import assertions
+
+    for name in assertions.__all__:
+        assert getattr(pytest_httptrace, name) is getattr(assertions, name), name
+    for name in (
+        "OPT_IN_HOOKS",
+        "Source",
+        "Budget",
+        "_conn_label",
+        "_got_conn",
+        "_interval",
+        "_is_leak",
+        "_match",
+        "_ms",
+        "_nothing_recorded",
+        "_requests_not_shown",
+    ):
+        assert hasattr(assertions, name), name
