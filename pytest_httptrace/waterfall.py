@@ -43,6 +43,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypedDict
 
+from ._argtext import format_args
 from ._phases import in_flight, is_leak, phases
 
 if TYPE_CHECKING:
@@ -415,7 +416,7 @@ def render_waterfall(
             if not headers and event["hook"] == "wrote_header_field":
                 continue
             t = f"{(event['time'] - origin) * 1000:9.3f}"
-            args = _format_args(event["args"])
+            args = format_args(event["hook"], event["args"])
             late = "  (after the call returned)" if event["after_return"] else ""
             line = (
                 f"  {paint(t, 'dim')}  {event['hook']:<24} {args}{paint(late, 'dim')}"
@@ -485,42 +486,3 @@ def format_ms(seconds: float) -> str:
     if ms >= 10:
         return f"{ms:.1f} ms"
     return f"{ms:.2f} ms"
-
-
-def _format_args(args: Mapping[str, Any]) -> str:
-    parts = []
-    for name, value in args.items():
-        if name == "state" and isinstance(value, Mapping):
-            parts.append(f"state=({_format_tls(value)})")
-        elif name == "idle_time" and isinstance(value, (int, float)):
-            parts.append(f"idle_time={format_ms(value)}")
-        elif name == "conn" and isinstance(value, str) and value.startswith("#"):
-            parts.append(f"conn={value}")
-        else:
-            parts.append(f"{name}={_short(value)}")
-    return " ".join(parts)
-
-
-def _format_tls(state: Mapping[str, Any]) -> str:
-    if not state.get("handshake_complete"):
-        return "no handshake"
-    bits = [
-        str(state.get("version")),
-        str(state.get("cipher")),
-        f"alpn={state.get('negotiated_protocol')!r}",
-        f"server_name={state.get('server_name')!r}",
-    ]
-    return " ".join(bits)
-
-
-def _short(value: Any, limit: int = 120) -> str:
-    text = repr(value) if not isinstance(value, list) or value else "[]"
-    if isinstance(value, list) and value and all(isinstance(v, list) for v in value):
-        text = (
-            "["
-            + ", ".join(
-                f"{k}: {v}" for k, v in (tuple(p) for p in value if len(p) == 2)
-            )
-            + "]"
-        )
-    return text if len(text) <= limit else text[: limit - 1] + "…"

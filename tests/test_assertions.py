@@ -1576,3 +1576,27 @@ def test_the_split_keeps_every_import_path() -> None:
         "_requests_not_shown",
     ):
         assert hasattr(assertions, name), name
+
+
+def test_timeline_waterfall_and_report_show_hook_arguments_alike() -> None:
+    """One convention for hook arguments (`_argtext`): the connection object only as
+    its number, ``err`` only when set, ``idle_time`` only for an idle connection,
+    ``coalesced`` only when true."""
+    import html
+
+    from pytest_httptrace.report import html_report
+    from pytest_httptrace.waterfall import render_waterfall, request_data
+
+    record = new_request(conn=make_connection(3))
+    data = request_data(record)
+    waterfall = render_waterfall([data])
+    page = html_report([("t.py::test_x", [data])])
+    page = html.unescape(re.sub(r"<[^>]+>", " ", page))  # the rows' cells
+    timeline = render_timeline(record)
+    texts = [" ".join(t.split()) for t in (waterfall, page, timeline)]
+    for text in texts:
+        assert "got_conn reused=False was_idle=False" in text.replace("conn=#3 ", "")
+        assert "err=" not in text and "idle_time" not in text
+        assert "coalesced" not in text
+        assert "dns_done addrs=['127.0.0.1']" in text
+    assert all("got_conn conn=#3 reused=False" in t for t in texts[:2])

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import re
 
+from .._argtext import shown_args
 from ..recorder import Event, RequestRecord
 from ..trace import TLSConnectionState
 
@@ -82,16 +83,9 @@ def _event_text(event: Event, *, with_request: bool = False) -> str:
             shown = _short(values)
         return prefix + _clip(f"wrote_header_field {args['key']}: {shown}", 70)
     parts: list[str] = [event.hook]
-    for name, value in args.items():
-        if name == "conn":
-            continue
-        if value is None and name == "err":
-            continue
-        if name == "idle_time" and not args.get("was_idle"):
-            continue
-        if name == "coalesced" and value is False:
-            continue
-        parts.append(f"{name}={_short(value)}")
+    for name, value in shown_args(event.hook, args):
+        if name != "conn":  # the timeline's conn column says which
+            parts.append(f"{name}={_short(value)}")
     return prefix + " ".join(parts)
 
 
