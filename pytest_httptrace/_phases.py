@@ -187,7 +187,16 @@ def released_at(request: Request) -> float | None:
 
 
 def phases(request: Request) -> list[Phase]:
-    """The phases of ``request``, in time order (see the module docstring)."""
+    """The phases of ``request`` (a `RequestRecord`, or its plain-data form), in
+    time order; see the module docstring. ``record.phases`` is the same.
+
+    Example::
+
+        client.get(httptrace_server.url("/delay/0.2"))
+        (record,) = httptrace_recorder.requests
+        [p.name for p in phases(record)]
+        # ['blocked', 'dns', 'connect', 'tls', 'send', 'wait', 'receive']
+    """
     return _phases(_parts(request))
 
 

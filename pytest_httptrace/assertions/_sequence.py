@@ -13,12 +13,15 @@ from ._format import _conn_label, _event_text, _got_conn, _ms, _short
 from ._leaks import _is_leak
 from ._matcher import HookMatcher, PatternItem
 from ._subject import Source, _fail, _Subject, _subject
-from ._timeline import _MAX_AND_LINES, _timeline
+from ._timeline import _timeline
 
 #: Hooks compared by `assert_hook_sequence` only when the pattern names them.
 #: ``wrote_header_field`` runs once per request header: a dozen calls that would
 #: otherwise make every pattern spell out the headers.
 OPT_IN_HOOKS: frozenset[str] = frozenset({"wrote_header_field"})
+
+#: Past this many ``and:`` lines, a transcript says how many more there were.
+_MAX_AND_LINES = 12
 
 
 @dataclass

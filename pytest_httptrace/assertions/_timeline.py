@@ -13,8 +13,6 @@ from ._subject import _merged_events
 #: Past this many lines, a timeline in a failure message shows the part around the
 #: point of failure (and its first and last lines).
 _MAX_TIMELINE = 40
-#: Past this many ``and:`` lines, a transcript says how many more there were.
-_MAX_AND_LINES = 12
 
 
 def render_timeline(
