@@ -1600,3 +1600,21 @@ def test_timeline_waterfall_and_report_show_hook_arguments_alike() -> None:
         assert "coalesced" not in text
         assert "dns_done addrs=['127.0.0.1']" in text
     assert all("got_conn conn=#3 reused=False" in t for t in texts[:2])
+
+
+def test_real_phases_through_aiohttp(server: Any, recorder: Recorder) -> None:
+    pytest.importorskip("aiohttp")
+    from pytest_httptrace import assert_phases
+
+    async def main() -> None:
+        async with (
+            server.aiohttp_session() as session,
+            session.get(server.url("/delay/0.2")) as response,
+        ):
+            await response.read()
+
+    asyncio.run(main())
+    (request,) = recorder.requests
+    assert_phases(request, wait=(0.2, None))
+    fails(assert_phases, request, wait=0.1)
+    assert not request.leaked and request.released_at is not None
