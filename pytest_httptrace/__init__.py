@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from ._version import __version__
 
 if TYPE_CHECKING:
+    from ._phases import PHASE_NAMES, Phase, phases
     from ._recording import HTTPTraceLeakWarning
     from ._reuse import ReuseVerdict, reuse_verdict
     from .assertions import (
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
         assert_max_connections,
         assert_new_connection,
         assert_no_leaks,
+        assert_phases,
         assert_reused,
         assert_shared_connection,
         find_leaks,
@@ -61,6 +63,7 @@ _MODULES = {
         "context_client_trace",
         "with_client_trace",
     ),
+    "_phases": ("PHASE_NAMES", "Phase", "phases"),
     "recorder": ("ConnectionRecord", "Event", "Recorder", "RequestRecord"),
     "assertions": (
         "HookMatcher",
@@ -73,6 +76,7 @@ _MODULES = {
         "assert_max_connections",
         "assert_new_connection",
         "assert_no_leaks",
+        "assert_phases",
         "assert_reused",
         "assert_shared_connection",
         "find_leaks",
@@ -87,6 +91,7 @@ _WHERE = {name: module for module, names in _MODULES.items() for name in names}
 
 __all__ = [
     "HOOK_NAMES",
+    "PHASE_NAMES",
     "ClientTrace",
     "ConnectionRecord",
     "DNSDoneInfo",
@@ -97,6 +102,7 @@ __all__ = [
     "HookMatcher",
     "HookName",
     "PatternItem",
+    "Phase",
     "Recorder",
     "RequestAbortedByHook",
     "RequestRecord",
@@ -112,11 +118,13 @@ __all__ = [
     "assert_max_connections",
     "assert_new_connection",
     "assert_no_leaks",
+    "assert_phases",
     "assert_reused",
     "assert_shared_connection",
     "context_client_trace",
     "find_leaks",
     "hook",
+    "phases",
     "render_timeline",
     "reuse_verdict",
     "wait_for_100_continue",

@@ -240,6 +240,37 @@ class RequestRecord:
 
         return har_entry(self)
 
+    # -- phases (read-only; defined once in _phases.py) ------------------------------
+
+    @property
+    def phases(self) -> list[Phase]:
+        """Its phases (`Phase`: blocked, dns, connect, tls, send, wait, receive), in
+        time order, derived from the events on each read (see `phases`)."""
+        from ._phases import phases
+
+        return phases(self)
+
+    @property
+    def in_flight(self) -> tuple[float, float]:
+        """``(start, end)`` in monotonic seconds (see `in_flight`)."""
+        from ._phases import in_flight
+
+        return in_flight(self)
+
+    @property
+    def released_at(self) -> float | None:
+        """When it gave its connection back; None if it never did (a leak)."""
+        from ._phases import released_at
+
+        return released_at(self)
+
+    @property
+    def leaked(self) -> bool:
+        """It took a connection and its response was never closed (`find_leaks`)."""
+        from ._phases import is_leak
+
+        return is_leak(self)
+
 
 def _check_names(names: Sequence[str]) -> None:
     from .trace import _did_you_mean
@@ -547,3 +578,11 @@ def make_event(
         after_return=after_return,
         index=index,
     )
+
+
+# For the annotations of RequestRecord's phase properties (_phases.py reads records
+# through their properties, and imports nothing from here at run time).
+from typing import TYPE_CHECKING  # noqa: E402
+
+if TYPE_CHECKING:
+    from ._phases import Phase

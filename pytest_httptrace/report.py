@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
+from ._argtext import format_args
 from ._version import __version__
 from .waterfall import (
     PHASE_TITLES,
@@ -574,7 +575,7 @@ def _html_request_details(request: RequestData, t0: float) -> str:
     )
     rows = []
     for ev in request["events"]:
-        args = " ".join(f"{k}={_arg_text(v)}" for k, v in ev["args"].items())
+        args = format_args(ev["hook"], ev["args"], limit=400)
         who = ev["thread"] + (f"/{ev['task']}" if ev["task"] else "")
         late = ' class="late"' if ev["after_return"] else ""
         note = " (after the call returned)" if ev["after_return"] else ""
@@ -600,15 +601,6 @@ def _html_request_details(request: RequestData, t0: float) -> str:
         f"{origin}{error}</div>"
         f'<table class="hooks">{"".join(rows)}</table></details>'
     )
-
-
-def _arg_text(value: Any) -> str:
-    text = (
-        json.dumps(value, ensure_ascii=False)
-        if not isinstance(value, str)
-        else repr(value)
-    )
-    return text if len(text) <= 400 else text[:399] + "…"
 
 
 def _count(n: int, noun: str) -> str:

@@ -43,6 +43,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypedDict
 
+from ._argtext import format_args
+from ._phases import in_flight, is_leak, phases
+
 if TYPE_CHECKING:
     from .recorder import RequestRecord
 
@@ -232,12 +235,9 @@ def request_data(request: RequestRecord) -> RequestData:
 
 def is_leaked(request: RequestData) -> bool:
     """Whether the request took a connection and its response was never closed (a
-    call that raised before it had a response left nothing to close)."""
-    if request["closed_at"] is not None:
-        return False
-    if not any(e["hook"] == "got_conn" for e in request["events"]):
-        return False
-    return not (request["status"] is None and request["error"] is not None)
+    call that raised before it had a response left nothing to close); the one
+    definition of `is_leak`."""
+    return is_leak(request)
 
 
 def shift_times(request: RequestData, origin: float) -> RequestData:
@@ -285,126 +285,35 @@ class Span:
 
 def request_bounds(request: RequestData) -> tuple[float, float]:
     """When the request started and ended: from its start (just before ``get_conn``)
-    to the last of its hook calls, its return and its response's close."""
-    times = [e["time"] for e in request["events"]]
-    starts = [t for t in (request["started_at"], *times[:1]) if t is not None]
-    ends = [
-        t
-        for t in (request["returned_at"], request["closed_at"], *times)
-        if t is not None
-    ]
-    start = min(starts) if starts else (min(ends) if ends else 0.0)
-    end = max(ends) if ends else start
-    return start, max(start, end)
+    to the last of its hook calls, its return and its response's close
+    (`in_flight`, the definition the assertions use too)."""
+    return in_flight(request)
+
+
+#: The waterfall's name for each of `PHASE_NAMES` it draws (``blocked`` is
+#: not drawn: it is the gap before ``dns``/``connect`` or ``send``).
+_SPAN_NAMES = {"receive": "transfer"}
 
 
 def request_spans(request: RequestData) -> list[Span]:
     """The phases of ``request``, in time order; see the module docstring.
 
-    Phases that did not happen are absent (no ``dns`` for an IP address or a reused
-    connection; no ``wait`` or ``transfer`` after a failed connect). A phase cut short
-    by an error ends when the request ended, with ``args["incomplete"] = True``.
+    These are `phases` under the waterfall's names (``receive`` is
+    ``transfer``; ``blocked`` is left out). Phases that did not happen are absent (no
+    ``dns`` for an IP address or a reused connection; no ``wait`` or ``transfer``
+    after a failed connect). A phase cut short by an error ends when the request
+    ended, with ``args["incomplete"] = True``.
     """
-    events = request["events"]
-    start, end = request_bounds(request)
-    spans: list[Span] = []
-
-    def pair(open_hook: str, close_hook: str, name: str) -> None:
-        pending: EventData | None = None
-        for e in events:
-            if e["hook"] == open_hook:
-                pending = e
-            elif e["hook"] == close_hook and pending is not None:
-                args = {**pending["args"], **e["args"]}
-                spans.append(
-                    Span(name=name, start=pending["time"], end=e["time"], args=args)
-                )
-                pending = None
-        if pending is not None:
-            args = {**pending["args"], "incomplete": True}
-            spans.append(Span(name=name, start=pending["time"], end=end, args=args))
-
-    pair("dns_start", "dns_done", "dns")
-    pair("connect_start", "connect_done", "connect")
-    pair("tls_handshake_start", "tls_handshake_done", "tls")
-
-    def first(hook: str) -> EventData | None:
-        return next((e for e in events if e["hook"] == hook), None)
-
-    got_conn = first("got_conn")
-    wrote_headers = first("wrote_headers")
-    wrote_request = first("wrote_request")
-    first_byte = first("got_first_response_byte")
-    failed = request["error"] is not None
-
-    if got_conn is not None:
-        send_end: float | None = None
-        send_args: dict[str, Any] = {}
-        if wrote_request is not None:
-            send_end = wrote_request["time"]
-            send_args = dict(wrote_request["args"])
-        elif failed or first_byte is not None:
-            send_end = end
-            send_args = {"incomplete": True}
-        early = (
-            first_byte is not None
-            and send_end is not None
-            and first_byte["time"] < send_end
-            and wrote_headers is not None
-        )
-        if early:
-            # The first response byte came before the body was written: a 100
-            # Continue waited for, or a server answering early. "send" is the
-            # headers; the body goes out during "wait" and "transfer".
-            assert wrote_headers is not None
-            send_args["body_written_after_first_byte"] = True
-            send_end = wrote_headers["time"]
-        if send_end is not None:
-            spans.append(
-                Span(name="send", start=got_conn["time"], end=send_end, args=send_args)
-            )
-
-    if first_byte is not None:
-        wait_start = None
-        if wrote_request is not None and wrote_request["time"] <= first_byte["time"]:
-            wait_start = wrote_request["time"]
-        elif wrote_headers is not None and wrote_headers["time"] <= first_byte["time"]:
-            wait_start = wrote_headers["time"]
-        if wait_start is not None:
-            spans.append(Span(name="wait", start=wait_start, end=first_byte["time"]))
-        transfer_end = request["closed_at"]
-        if transfer_end is None:
-            transfer_end = end if failed else request["returned_at"]
-        if transfer_end is None:
-            transfer_end = end
-        transfer_args: dict[str, Any] = {"status": request["status"]}
-        if failed:
-            transfer_args["error"] = request["error"]
-        spans.append(
-            Span(
-                name="transfer",
-                start=first_byte["time"],
-                end=max(first_byte["time"], transfer_end),
-                args=transfer_args,
-            )
-        )
-    elif wrote_request is not None and failed:
-        spans.append(
-            Span(
-                name="wait",
-                start=wrote_request["time"],
-                end=end,
-                args={"incomplete": True},
-            )
-        )
-
-    clamped = [
-        dataclasses.replace(
-            s, start=min(max(s.start, start), end), end=min(max(s.end, start), end)
-        )
-        for s in spans
-    ]
-    return sorted(clamped, key=lambda s: (s.start, PHASES.index(s.name)))
+    spans = []
+    for phase in phases(request):
+        if phase.name == "blocked":
+            continue
+        args = dict(phase.args)
+        if phase.incomplete:
+            args["incomplete"] = True
+        name = _SPAN_NAMES.get(phase.name, phase.name)
+        spans.append(Span(name=name, start=phase.start, end=phase.end, args=args))
+    return spans
 
 
 # -- the terminal waterfall ------------------------------------------------------------
@@ -507,7 +416,7 @@ def render_waterfall(
             if not headers and event["hook"] == "wrote_header_field":
                 continue
             t = f"{(event['time'] - origin) * 1000:9.3f}"
-            args = _format_args(event["args"])
+            args = format_args(event["hook"], event["args"])
             late = "  (after the call returned)" if event["after_return"] else ""
             line = (
                 f"  {paint(t, 'dim')}  {event['hook']:<24} {args}{paint(late, 'dim')}"
@@ -577,42 +486,3 @@ def format_ms(seconds: float) -> str:
     if ms >= 10:
         return f"{ms:.1f} ms"
     return f"{ms:.2f} ms"
-
-
-def _format_args(args: Mapping[str, Any]) -> str:
-    parts = []
-    for name, value in args.items():
-        if name == "state" and isinstance(value, Mapping):
-            parts.append(f"state=({_format_tls(value)})")
-        elif name == "idle_time" and isinstance(value, (int, float)):
-            parts.append(f"idle_time={format_ms(value)}")
-        elif name == "conn" and isinstance(value, str) and value.startswith("#"):
-            parts.append(f"conn={value}")
-        else:
-            parts.append(f"{name}={_short(value)}")
-    return " ".join(parts)
-
-
-def _format_tls(state: Mapping[str, Any]) -> str:
-    if not state.get("handshake_complete"):
-        return "no handshake"
-    bits = [
-        str(state.get("version")),
-        str(state.get("cipher")),
-        f"alpn={state.get('negotiated_protocol')!r}",
-        f"server_name={state.get('server_name')!r}",
-    ]
-    return " ".join(bits)
-
-
-def _short(value: Any, limit: int = 120) -> str:
-    text = repr(value) if not isinstance(value, list) or value else "[]"
-    if isinstance(value, list) and value and all(isinstance(v, list) for v in value):
-        text = (
-            "["
-            + ", ".join(
-                f"{k}: {v}" for k, v in (tuple(p) for p in value if len(p) == 2)
-            )
-            + "]"
-        )
-    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import itertools
+import math
 import re
 import subprocess
 import sys
@@ -1359,3 +1360,261 @@ def test_render_timeline_legend_names_the_requests_shown() -> None:
     text = render_timeline([a, b])
     assert "#1   -     MainThread  wrote_header_field x2: A, A" in text
     assert "#2   -     MainThread  wrote_header_field B: 2" in text
+
+
+# -- phases (one definition for assertions, waterfall, report, leak check) -------------
+
+
+def _phase_table(record: RequestRecord) -> list[tuple[str, float, float, bool]]:
+    return [
+        (p.name, round(p.start * 1000, 3), round(p.end * 1000, 3), p.incomplete)
+        for p in record.phases
+    ]
+
+
+def test_phases_of_a_request_on_a_new_connection() -> None:
+    record = new_request()
+    assert _phase_table(record) == [
+        ("blocked", 0.0, 1.0, False),
+        ("dns", 1.0, 2.0, False),
+        ("connect", 3.0, 4.0, False),
+        ("tls", 5.0, 6.0, False),
+        ("send", 7.0, 11.0, False),
+        ("wait", 11.0, 12.0, False),
+        ("receive", 12.0, 12.5, False),
+    ]
+    from pytest_httptrace import PHASE_NAMES, Phase, phases
+
+    assert [p.name for p in phases(record)] == list(PHASE_NAMES)
+    assert all(isinstance(p, Phase) for p in record.phases)
+    # Until the last hook call, put_idle_conn:
+    assert record.in_flight == pytest.approx((0.0, 0.013))
+    assert record.released_at == 0.0125 and not record.leaked
+
+
+def test_phases_blocked_is_the_whole_pool_wait_when_nothing_was_dialed() -> None:
+    record = make_request(REUSED, step=0.002, returned=0.011, closed=0.011)
+    assert _phase_table(record) == [
+        ("blocked", 0.0, 2.0, False),
+        ("send", 2.0, 8.0, False),
+        ("wait", 8.0, 10.0, False),
+        ("receive", 10.0, 11.0, False),
+    ]
+
+
+def test_a_phase_cut_short_ends_when_the_request_ended() -> None:
+    record = make_request(
+        ["get_conn", "dns_start", "dns_done", "connect_start"],
+        status=None,
+        error=OSError("refused"),
+        returned=0.005,
+    )
+    assert _phase_table(record) == [
+        ("blocked", 0.0, 1.0, False),
+        ("dns", 1.0, 2.0, False),
+        ("connect", 3.0, 5.0, True),
+    ]
+    # A failed call that never got a connection holds none: released when it ended.
+    assert record.released_at == 0.003 and not record.leaked
+
+
+def test_a_leak_is_never_released() -> None:
+    record = make_request(REUSED[:-1], returned=0.006)
+    assert record.leaked and record.released_at is None
+    assert find_leaks([record]) == [record]
+    assert record.phases[-1].name == "receive"
+    assert record.phases[-1].end == 0.006  # never closed: until the call returned
+
+
+def test_assertions_waterfall_and_report_share_one_in_flight_interval() -> None:
+    from pytest_httptrace import assertions, waterfall
+
+    record = new_request()
+    record._traced.started_at = -0.0005  # type: ignore[union-attr]  # before get_conn
+    data = waterfall.request_data(record)
+    assert assertions._interval(record) == record.in_flight
+    assert record.in_flight == pytest.approx((-0.0005, 0.013))
+    assert waterfall.request_bounds(data) == record.in_flight
+    assert waterfall.is_leaked(data) is record.leaked is False
+    spans = [(s.name, s.start, s.end) for s in waterfall.request_spans(data)]
+    names = {"receive": "transfer"}
+    assert spans == [
+        (names.get(p.name, p.name), p.start, p.end)
+        for p in record.phases
+        if p.name != "blocked"
+    ]
+
+
+def test_assert_phases_passes_within_its_budgets() -> None:
+    from pytest_httptrace import assert_phases
+
+    record = new_request()
+    assert_phases(record, wait=0.002, send=(0.0039, 0.0041), dns=(0.0005, None))
+    assert_phases(make_request(REUSED), dns=0.05)  # not dialed: took 0 s
+
+
+def test_assert_phases_failure_text() -> None:
+    from pytest_httptrace import assert_phases
+
+    record = new_request()
+    message = fails(assert_phases, record, wait=0.0005, dns=(0.0015, 1), blocked=1)
+    assert message.split("\n\n")[0] == dedent(
+        """
+        request #1 GET https://example.test/ is outside its budget in 2 phases:
+          wait     1.00 ms, expected at most 0.50 ms
+          dns      1.00 ms, expected between 1.50 ms and 1000 ms
+        phases (ms since the first hook call):
+          blocked  0.000 ms to 1.000 ms  (1.00 ms)
+          dns      1.000 ms to 2.000 ms  (1.00 ms)
+          connect  3.000 ms to 4.000 ms  (1.00 ms)
+          tls      5.000 ms to 6.000 ms  (1.00 ms)
+          send     7.000 ms to 11.000 ms  (4.00 ms)
+          wait     11.000 ms to 12.000 ms  (1.00 ms)
+          receive  12.000 ms to 12.500 ms  (0.50 ms)
+        """
+    )
+    assert message.split("\n\n")[1] == render_timeline(record)
+    absent = fails(assert_phases, make_request(REUSED), tls=(0.001, None))
+    assert absent.splitlines()[1] == (
+        "  tls      did not happen, expected at least 1.00 ms"
+    )
+    cut = make_request(
+        ["get_conn", "connect_start"], status=None, error=OSError(), returned=0.004
+    )
+    assert fails(assert_phases, cut, connect=0.001).splitlines()[4] == (
+        "  connect  1.000 ms to 4.000 ms  (3.00 ms)  (cut short)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("budgets", "error", "text"),
+    [
+        ({}, TypeError, "needs at least one budget"),
+        ({"ttfb": 1}, ValueError, "unknown phase 'ttfb'. Valid phases: blocked, dns,"),
+        ({"wiat": 1}, ValueError, "unknown phase 'wiat'. Did you mean 'wait'?"),
+        ({"transfer": 1}, ValueError, "Valid phases: blocked, dns, connect, tls, send"),
+        ({"wait": "1s"}, TypeError, "the budget for 'wait' must be seconds"),
+        ({"wait": True}, TypeError, "not True"),
+        ({"wait": (1, 2, 3)}, TypeError, "a (min, max) pair"),
+        ({"wait": ("0", 1)}, TypeError, "must be seconds"),
+        ({"wait": None}, TypeError, "sets no bound"),
+        ({"wait": (None, None)}, TypeError, "sets no bound"),
+        ({"wait": -1}, ValueError, "finite seconds >= 0"),
+        ({"wait": math.nan}, ValueError, "finite seconds >= 0"),
+        ({"wait": (2, 1)}, ValueError, "min > max"),
+    ],
+)
+def test_assert_phases_rejects_bad_budgets(
+    budgets: dict[str, Any], error: type[Exception], text: str
+) -> None:
+    from pytest_httptrace import assert_phases
+
+    with pytest.raises(error) as excinfo:
+        assert_phases(new_request(), **budgets)
+    assert text in str(excinfo.value)
+
+
+def test_assert_phases_takes_one_request() -> None:
+    from pytest_httptrace import assert_phases
+
+    with pytest.raises(TypeError, match=r"assert_phases\(\) takes one request"):
+        assert_phases(make_recorder(new_request()), wait=1)  # type: ignore[arg-type]
+
+
+def test_real_phases_wait_covers_the_server_delay(
+    server: Any, recorder: Recorder
+) -> None:
+    from pytest_httptrace import assert_phases
+
+    with server.client() as client:
+        client.get(server.url("/delay/0.2"))
+        client.get(server.url("/"))
+    delayed, fast = recorder.requests
+    assert_phases(delayed, wait=(0.2, None))
+    assert [p.name for p in delayed.phases] == [
+        "blocked", "dns", "connect", "tls", "send", "wait", "receive"
+    ]  # fmt: skip
+    assert [p.name for p in fast.phases] == ["blocked", "send", "wait", "receive"]
+    message = fails(assert_phases, delayed, wait=0.1)
+    assert message.startswith(
+        f"request #1 GET {server.url('/delay/0.2')} is outside its budget in 1 phase:"
+    )
+    assert "\ntimeline (ms since the first hook call):\n" in message
+
+
+def test_real_phases_through_requests(server: Any, recorder: Recorder) -> None:
+    pytest.importorskip("requests")
+    from pytest_httptrace import assert_phases
+
+    with server.requests_session() as session:
+        session.get(server.url("/delay/0.2")).close()
+    (request,) = recorder.requests
+    assert_phases(request, wait=(0.2, None), receive=(0, None))
+    fails(assert_phases, request, wait=(0, 0.1))
+    assert not request.leaked and request.released_at is not None
+
+
+def test_the_split_keeps_every_import_path() -> None:
+    """The assertions package re-exports what the single module had: the public names,
+    and the private ones other modules, the tests and the benchmarks import."""
+    import pytest_httptrace
+    from pytest_httptrace import assertions
+
+    for name in assertions.__all__:
+        assert getattr(pytest_httptrace, name) is getattr(assertions, name), name
+    for name in (
+        "OPT_IN_HOOKS",
+        "Source",
+        "Budget",
+        "_conn_label",
+        "_got_conn",
+        "_interval",
+        "_is_leak",
+        "_match",
+        "_ms",
+        "_nothing_recorded",
+        "_requests_not_shown",
+    ):
+        assert hasattr(assertions, name), name
+
+
+def test_timeline_waterfall_and_report_show_hook_arguments_alike() -> None:
+    """One convention for hook arguments (`_argtext`): the connection object only as
+    its number, ``err`` only when set, ``idle_time`` only for an idle connection,
+    ``coalesced`` only when true."""
+    import html
+
+    from pytest_httptrace.report import html_report
+    from pytest_httptrace.waterfall import render_waterfall, request_data
+
+    record = new_request(conn=make_connection(3))
+    data = request_data(record)
+    waterfall = render_waterfall([data])
+    page = html_report([("t.py::test_x", [data])])
+    page = html.unescape(re.sub(r"<[^>]+>", " ", page))  # the rows' cells
+    timeline = render_timeline(record)
+    texts = [" ".join(t.split()) for t in (waterfall, page, timeline)]
+    for text in texts:
+        assert "got_conn reused=False was_idle=False" in text.replace("conn=#3 ", "")
+        assert "err=" not in text and "idle_time" not in text
+        assert "coalesced" not in text
+        assert "dns_done addrs=['127.0.0.1']" in text
+    assert all("got_conn conn=#3 reused=False" in t for t in texts[:2])
+
+
+def test_real_phases_through_aiohttp(server: Any, recorder: Recorder) -> None:
+    pytest.importorskip("aiohttp")
+    from pytest_httptrace import assert_phases
+
+    async def main() -> None:
+        async with (
+            server.aiohttp_session() as session,
+            session.get(server.url("/delay/0.2")) as response,
+        ):
+            await response.read()
+
+    asyncio.run(main())
+    (request,) = recorder.requests
+    assert_phases(request, wait=(0.2, None))
+    fails(assert_phases, request, wait=0.1)
+    assert not request.leaked and request.released_at is not None

@@ -109,6 +109,7 @@ def test_sequence_failure_exactly_as_printed(
     )
     assert e_lines(result) == expected
     result.stdout.no_fnmatch_line("*pytest_httptrace*assertions.py*")
+    result.stdout.no_fnmatch_line("*pytest_httptrace?assertions?_*.py*")
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -161,6 +162,7 @@ def test_a_missing_tail_hook_exactly_as_printed(
     )
     assert e_lines(result) == expected
     result.stdout.no_fnmatch_line("*pytest_httptrace*assertions.py*")
+    result.stdout.no_fnmatch_line("*pytest_httptrace?assertions?_*.py*")
 
 
 HELPERS = """
@@ -169,7 +171,8 @@ HELPERS = """
     from pytest_httptrace.assertions import (
         assert_after_return, assert_concurrent, assert_connections_opened,
         assert_hook_order, assert_hook_sequence, assert_max_connections,
-        assert_new_connection, assert_no_leaks, assert_reused, assert_shared_connection,
+        assert_new_connection, assert_no_leaks, assert_phases, assert_reused,
+        assert_shared_connection,
     )
 
     @pytest.fixture
@@ -217,6 +220,9 @@ HELPERS = """
 
     def test_nothing_recorded():
         assert_no_leaks(make_recorder())
+
+    def test_phases(pair):
+        assert_phases(pair[0], wait=0.0005)
 """  # noqa: E501
 
 HELPER_FIRST_LINES = [
@@ -237,6 +243,8 @@ HELPER_FIRST_LINES = [
     "E       AssertionError: 1 response was never closed: its connection was taken and "
     "not given back:",
     "E       AssertionError: no request was recorded. Likely causes:",
+    "E       AssertionError: request #1 GET https://example.test/ is outside its "
+    "budget in 1 phase:",
 ]
 
 
@@ -261,6 +269,7 @@ def test_every_helper_fails_with_its_own_text(
     )
     # Every traceback ends at the test's own line, none inside the helpers.
     result.stdout.no_fnmatch_line("*pytest_httptrace*assertions.py*")
+    result.stdout.no_fnmatch_line("*pytest_httptrace?assertions?_*.py*")
     locations = [ln for ln in result.stdout.lines if ln.endswith(": AssertionError")]
     assert len(locations) == len(HELPER_FIRST_LINES)
     assert all(ln.startswith("test_helpers.py:") for ln in locations)
@@ -307,6 +316,7 @@ def test_pattern_mistakes_are_errors_of_the_test(
         ]
     )
     result.stdout.no_fnmatch_line("*pytest_httptrace*assertions.py*")
+    result.stdout.no_fnmatch_line("*pytest_httptrace?assertions?_*.py*")
 
 
 @pytest.fixture
@@ -381,7 +391,7 @@ def test_docs_show_each_failure_as_pytest_prints_it(
     pytester: pytest.Pytester, plugin_run: Any
 ) -> None:
     examples = EXAMPLE.findall(DOC.read_text())
-    assert len(examples) == 10
+    assert len(examples) == 11
     for name, code, _ in examples:
         header = "from pytest_httptrace.assertions import *  # noqa: F403\n"
         pytester.makepyfile(**{f"test_{name}": header + code})
