@@ -78,34 +78,23 @@ def wall_offset() -> float:
 def har_timings(request: RequestData) -> dict[str, float]:
     """The HAR ``timings`` of ``request`` in milliseconds, from its hook calls.
 
-    ``blocked``: from the request's start (``get_conn``) to its first dial step or
-    ``got_conn`` (the wait for a pooled connection); ``dns``; ``connect``: the first
-    ``connect_start`` to the end of the TLS handshake (the spec counts ``ssl`` in
-    ``connect``); ``ssl``; ``send``, ``wait``, ``receive`` (the waterfall's
-    ``send``, ``wait`` and ``transfer``). ``-1``: the phase did not happen (a reused
+    From the phases (`pytest_httptrace.phases`): ``blocked`` (the wait for a
+    pooled connection), ``dns``; ``connect``: the first ``connect_start`` to the end
+    of the TLS handshake (the spec counts ``ssl`` in ``connect``); ``ssl`` (``tls``);
+    ``send``, ``wait``, ``receive``. ``-1``: the phase did not happen (a reused
     connection has no ``dns``, ``connect`` or ``ssl``); ``send``, ``wait`` and
     ``receive`` are never ``-1`` (the spec requires them), but ``0``.
 
     This is the one place where our phases become HAR's.
     """
-    from .waterfall import request_spans  # the phases; see the module docstring
+    from ._phases import phases  # the phases, defined once
 
-    start, end = request_bounds(request)
-    spans = request_spans(request)
+    spans = phases(request)
 
     def total(name: str) -> float | None:
         durations = [s.duration for s in spans if s.name == name]
         return sum(durations) if durations else None
 
-    first_step = next(
-        (
-            e["time"]
-            for e in request["events"]
-            if e["hook"]
-            in ("dns_start", "connect_start", "tls_handshake_start", "got_conn")
-        ),
-        end,
-    )
     connects = [s for s in spans if s.name in ("connect", "tls")]
     connect: float | None = None
     if any(s.name == "connect" for s in connects):
@@ -122,13 +111,13 @@ def har_timings(request: RequestData) -> dict[str, float]:
         return round(max(seconds, 0.0) * 1000.0, 3)
 
     return {
-        "blocked": ms(first_step - start, -1),
+        "blocked": ms(total("blocked"), -1),
         "dns": ms(total("dns"), -1),
         "connect": ms(connect, -1),
         "ssl": ms(ssl, -1),
         "send": ms(total("send"), 0),
         "wait": ms(total("wait"), 0),
-        "receive": ms(total("transfer"), 0),
+        "receive": ms(total("receive"), 0),
     }
 
 
