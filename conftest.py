@@ -39,6 +39,13 @@ import pytest_httptrace.server  # noqa: F401
 from pytest_httptrace import httpx_trace, sources, trace
 from pytest_httptrace.server import HTTPX_LIBRARIES
 
+# The client libraries too: httpx imports httpcore lazily and caches httpcore's
+# exception classes, so an httpcore first imported (and then dropped) inside an inline
+# run would leave httpx unable to map the next copy's errors.
+for _library in ("httpx", "httpcore", "httpx2", "httpcore2"):
+    if importlib.util.find_spec(_library) is not None:
+        importlib.import_module(_library)
+
 #: The shipped function of every patched attribute, as first seen unpatched (a
 #: library imported later joins when it is first seen).
 SHIPPED: dict[tuple[type, str], object] = {}

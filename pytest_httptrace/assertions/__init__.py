@@ -38,6 +38,7 @@ from ._format import _ms as _ms
 from ._leaks import _is_leak as _is_leak
 from ._leaks import assert_no_leaks, find_leaks
 from ._matcher import HookMatcher, PatternItem, hook
+from ._pool import assert_pool_wait, pool_holders, pool_wait
 from ._relations import _interval as _interval
 from ._relations import (
     assert_after_return,
@@ -69,9 +70,12 @@ __all__ = [
     "assert_new_connection",
     "assert_no_leaks",
     "assert_phases",
+    "assert_pool_wait",
     "assert_reused",
     "assert_shared_connection",
     "find_leaks",
     "hook",
+    "pool_holders",
+    "pool_wait",
     "render_timeline",
 ]

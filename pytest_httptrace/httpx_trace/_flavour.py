@@ -124,7 +124,7 @@ def load(name: str) -> Flavour:
     assert modules is not None, f"{name} is not imported"
     client, core = modules
     flavour = _loaded.get(name)
-    if flavour is None or flavour.httpx is not client:
+    if flavour is None or flavour.httpx is not client or flavour.httpcore is not core:
         flavour = _loaded[name] = Flavour(name, client, core)
     return flavour
 
