@@ -1062,6 +1062,49 @@ class _Endpoint:
         )
         return client
 
+    # -- clients of the other libraries ------------------------------------------
+
+    def aiohttp_session(self, **session_kwargs: Any) -> aiohttp.ClientSession:
+        """An ``aiohttp.ClientSession`` for this server; call it inside the event loop.
+
+        aiohttp's own defaults, except: a ``TCPConnector(ssl=self.ssl_context())``
+        (TLS: trusts this server's CA only), ``trust_env=False``, ``base_url`` this
+        server. Any `aiohttp.ClientSession` argument passes through (a
+        ``connector`` of yours replaces ours: give it ``ssl=server.ssl_context()``).
+
+        Example::
+
+            async with httptrace_server.aiohttp_session() as session:
+                async with session.get("/") as response:
+                    assert response.status == 200
+        """
+        from .aiohttp_trace._session import session_for
+
+        context = self.ssl_context() if self.tls else None
+        return session_for(self.url("/"), context, session_kwargs)
+
+    def ca_bundle(self) -> str:
+        """The path of a PEM file with `ca` (for ``requests``' ``verify=``); removed
+        at the end of the session."""
+        from .urllib3_trace._clients import ca_bundle
+
+        return ca_bundle(self.ca)
+
+    def requests_session(self, **session_attrs: Any) -> requests.Session:
+        """A `requests.Session` that trusts `ca` (``verify`` is `ca_bundle`) and
+        ignores the environment (``trust_env=False``); each keyword sets that
+        attribute of the session (``headers=``, ``max_redirects=``...)."""
+        from .urllib3_trace._clients import requests_session
+
+        return requests_session(self.ca if self.tls else None, **session_attrs)
+
+    def urllib3_pool_manager(self, **pool_kwargs: Any) -> urllib3.PoolManager:
+        """A `urllib3.PoolManager` that trusts `ca` (``ca_certs``); any urllib3
+        argument passes through (``maxsize=``, ``block=``, ``retries=``...)."""
+        from .urllib3_trace._clients import pool_manager
+
+        return pool_manager(self.ca if self.tls else None, **pool_kwargs)
+
     def _client_kwargs(self, kwargs: dict[str, Any]) -> dict[str, Any]:
         kwargs.setdefault("trust_env", False)
         kwargs.setdefault("base_url", f"{self.scheme}://{self.host}:{self.port}")
@@ -1372,54 +1415,6 @@ class TestServer(_Endpoint):
     def __repr__(self) -> str:
         state = "running" if self._thread is not None else "stopped"
         return f"<TestServer {self.scheme}://{self.host}:{self.port} {state}>"
-
-    # -- aiohttp (issue #14) ------------------------------------------------------
-
-    def aiohttp_session(self, **session_kwargs: Any) -> aiohttp.ClientSession:
-        """An ``aiohttp.ClientSession`` for this server; call it inside the event loop.
-
-        aiohttp's own defaults, except: a ``TCPConnector(ssl=self.ssl_context())``
-        (TLS: trusts this server's CA only), ``trust_env=False``, ``base_url`` this
-        server. Any `aiohttp.ClientSession` argument passes through (a
-        ``connector`` of yours replaces ours: give it ``ssl=server.ssl_context()``).
-
-        Example::
-
-            async with httptrace_server.aiohttp_session() as session:
-                async with session.get("/") as response:
-                    assert response.status == 200
-        """
-        from .aiohttp_trace._session import session_for
-
-        context = self.ssl_context() if self.tls else None
-        return session_for(self.url("/"), context, session_kwargs)
-
-    # -- end of aiohttp ---------------------------------------------------------------
-    # -- urllib3 and requests clients (issue #15) ----------------------------------
-
-    def ca_bundle(self) -> str:
-        """The path of a PEM file with `ca` (for ``requests``' ``verify=``); removed
-        at the end of the session."""
-        from .urllib3_trace._clients import ca_bundle
-
-        return ca_bundle(self.ca)
-
-    def requests_session(self, **session_attrs: Any) -> requests.Session:
-        """A `requests.Session` that trusts `ca` (``verify`` is `ca_bundle`) and
-        ignores the environment (``trust_env=False``); each keyword sets that
-        attribute of the session (``headers=``, ``max_redirects=``...)."""
-        from .urllib3_trace._clients import requests_session
-
-        return requests_session(self.ca if self.tls else None, **session_attrs)
-
-    def urllib3_pool_manager(self, **pool_kwargs: Any) -> urllib3.PoolManager:
-        """A `urllib3.PoolManager` that trusts `ca` (``ca_certs``); any urllib3
-        argument passes through (``maxsize=``, ``block=``, ``retries=``...)."""
-        from .urllib3_trace._clients import pool_manager
-
-        return pool_manager(self.ca if self.tls else None, **pool_kwargs)
-
-    # -- end of the urllib3 and requests clients ------------------------------------
 
 
 def _cancel_tasks(loop: asyncio.AbstractEventLoop) -> None:

@@ -151,6 +151,28 @@ class TLSConnectionState:
     peer_certificate: bytes | None = None
     handshake_complete: bool = False
 
+    @classmethod
+    def of(cls, ssl_object: Any) -> TLSConnectionState:
+        """The state of a completed handshake, from Python's ``ssl.SSLObject`` or
+        ``ssl.SSLSocket`` (what every source's connection has); the empty state for
+        None."""
+        if ssl_object is None or not hasattr(ssl_object, "cipher"):
+            return cls()
+        cipher = ssl_object.cipher()
+        try:
+            # The sync object is _ssl._SSLSocket: only the positional form works.
+            cert = ssl_object.getpeercert(True)
+        except ValueError:  # pragma: no cover - handshake not done
+            cert = None
+        return cls(
+            version=ssl_object.version(),
+            cipher=cipher[0] if cipher else None,
+            negotiated_protocol=ssl_object.selected_alpn_protocol(),
+            server_name=getattr(ssl_object, "server_hostname", None),
+            peer_certificate=cert,
+            handshake_complete=True,
+        )
+
 
 class RequestAbortedByHook(Exception):
     """The request was aborted because a ``got_1xx_response`` hook raised (as in Go).

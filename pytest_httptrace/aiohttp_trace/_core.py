@@ -121,10 +121,6 @@ def _connection_record(proto: object) -> TracedConnection:
         return record
 
 
-def _addr(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
 def _canceled(what: str) -> ConnectionAbortedError:
     """The error a hook's ``done`` call gets when the task was cancelled in the
     middle (Go: "operation was canceled")."""

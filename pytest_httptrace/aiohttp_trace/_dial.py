@@ -30,10 +30,10 @@ from typing import Any
 
 from aiohttp.helpers import is_ip_address
 
+from .._net import host_port
 from ..trace import DNSDoneInfo, DNSStartInfo, TLSConnectionState, TracedRequest
 from ._core import (
     _HANDSHAKING,
-    _addr,
     _canceled,
     _connection_record,
     _dialing,
@@ -105,7 +105,7 @@ def _wrap_connect_sock(orig: Callable[..., Any]) -> Callable[..., Any]:
         st: TracedRequest, loop: Any, exceptions: Any, addr_info: Any, *a: Any, **k: Any
     ) -> Any:
         address = addr_info[4]
-        addr = _addr(str(address[0]), int(address[1]))
+        addr = host_port(str(address[0]), int(address[1]))
         st.fire("connect_start", "tcp", addr)
         try:
             sock = await orig(loop, exceptions, addr_info, *a, **k)
@@ -159,7 +159,7 @@ def _wrap_create(orig: Callable[..., Any]) -> Callable[..., Any]:
 def _sockaddr(value: Any) -> str | None:
     if not value:
         return None
-    return _addr(str(value[0]), int(value[1]))
+    return host_port(str(value[0]), int(value[1]))
 
 
 def _wrap_protocol_init(orig: Callable[..., Any]) -> Callable[..., Any]:
@@ -190,15 +190,4 @@ def _wrap_connection_made(orig: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _tls_state(transport: Any) -> TLSConnectionState:
-    ssl_object = transport.get_extra_info("ssl_object")
-    if ssl_object is None:  # pragma: no cover - connection_made after a handshake
-        return TLSConnectionState()
-    cipher = ssl_object.cipher()
-    return TLSConnectionState(
-        version=ssl_object.version(),
-        cipher=cipher[0] if cipher else None,
-        negotiated_protocol=ssl_object.selected_alpn_protocol(),
-        server_name=getattr(ssl_object, "server_hostname", None),
-        peer_certificate=ssl_object.getpeercert(binary_form=True),
-        handshake_complete=True,
-    )
+    return TLSConnectionState.of(transport.get_extra_info("ssl_object"))

@@ -3,29 +3,17 @@
 
 from __future__ import annotations
 
-import ipaddress
 import socket
 from collections.abc import Callable
 from typing import Any
 
+from .._net import host_port, is_ip
 from ..trace import DNSDoneInfo, DNSStartInfo, TracedRequest
 from ._flavour import Flavour
 from ._state import CURRENT, now, state
 
 #: anyio.connect_tcp's default delay before racing the next address.
 HAPPY_EYEBALLS_DELAY = 0.25
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
-
-
-def _addr(ip: str, port: int) -> str:
-    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
 
 
 def _unique_ips(infos: list[Any]) -> list[str]:
@@ -46,8 +34,8 @@ def _connected(st: TracedRequest, stream: Any) -> None:
     conn.opened_at = now()
     local = stream.get_extra_info("client_addr")
     peer = stream.get_extra_info("server_addr")
-    conn.local_addr = _addr(str(local[0]), int(local[1])) if local else None
-    conn.peer_addr = _addr(str(peer[0]), int(peer[1])) if peer else None
+    conn.local_addr = host_port(str(local[0]), int(local[1])) if local else None
+    conn.peer_addr = host_port(str(peer[0]), int(peer[1])) if peer else None
 
 
 def sync_connect_tcp(orig: Callable[..., Any], fl: Flavour) -> Callable[..., Any]:
@@ -58,7 +46,7 @@ def sync_connect_tcp(orig: Callable[..., Any], fl: Flavour) -> Callable[..., Any
         st = CURRENT.get()
         if st is None:
             return orig(self, host, port, *args, **kw)
-        if _is_ip(host):
+        if is_ip(host):
             ips = [host]
         else:
             st.fire("dns_start", DNSStartInfo(host=host))
@@ -71,7 +59,7 @@ def sync_connect_tcp(orig: Callable[..., Any], fl: Flavour) -> Callable[..., Any
             st.fire("dns_done", DNSDoneInfo(addrs=ips))
         last: BaseException | None = None
         for ip in ips:
-            addr = _addr(ip, port)
+            addr = host_port(ip, port)
             st.fire("connect_start", "tcp", addr)
             try:
                 stream = orig(self, ip, port, *args, **kw)
@@ -119,7 +107,7 @@ def async_connect_tcp(orig: Callable[..., Any], fl: Flavour) -> Callable[..., An
         # The overall dial timeout of the untraced path (anyio.fail_after around
         # the whole connect) applies across the addresses we try.
         deadline = None if timeout is None else now() + timeout
-        if _is_ip(host):
+        if is_ip(host):
             ips = [host]
         else:
             st.fire("dns_start", DNSStartInfo(host=host))
@@ -192,13 +180,13 @@ class _HappyEyeballs:
             raise self.errors[-1]
         # Every attempt was cancelled without the group being cancelled from
         # outside (nothing else raised): say so rather than fail on an empty list.
-        addrs = ", ".join(_addr(ip, self.port) for ip in ips)
+        addrs = ", ".join(host_port(ip, self.port) for ip in ips)
         raise self.fl.ConnectError(f"every dial attempt was canceled ({addrs})")
 
     async def attempt(self, ip: str, done: Any, scope: Any) -> None:
         import anyio
 
-        addr = _addr(ip, self.port)
+        addr = host_port(ip, self.port)
         remaining = None if self.deadline is None else self.deadline - now()
         self.st.fire("connect_start", "tcp", addr)
         try:

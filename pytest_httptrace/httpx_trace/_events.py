@@ -154,19 +154,4 @@ _HANDLERS: dict[str, Handler] = {
 def tls_state(stream: Any) -> TLSConnectionState:
     """Go's ``tls.ConnectionState`` of a network stream (after the handshake)."""
     ssl_object = None if stream is None else stream.get_extra_info("ssl_object")
-    if ssl_object is None:
-        return TLSConnectionState()
-    cipher = ssl_object.cipher()
-    try:
-        # The sync object is _ssl._SSLSocket: only the positional form works.
-        cert = ssl_object.getpeercert(True)
-    except ValueError:  # pragma: no cover - handshake not done
-        cert = None
-    return TLSConnectionState(
-        version=ssl_object.version(),
-        cipher=cipher[0] if cipher else None,
-        negotiated_protocol=ssl_object.selected_alpn_protocol(),
-        server_name=getattr(ssl_object, "server_hostname", None),
-        peer_certificate=cert,
-        handshake_complete=True,
-    )
+    return TLSConnectionState.of(ssl_object)

@@ -12,25 +12,13 @@ sockets, the same errors, observed one by one.
 
 from __future__ import annotations
 
-import ipaddress
 import socket
 from collections.abc import Callable
 from typing import Any
 
+from .._net import host_port, is_ip
 from ..trace import DNSDoneInfo, DNSStartInfo, TLSConnectionState, TracedRequest
 from ._state import _CURRENT, _got_conn, _new_record, _now, _ours
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
-
-
-def _addr(ip: str, port: int) -> str:
-    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
 
 
 def _create_connection(
@@ -42,7 +30,7 @@ def _create_connection(
             return orig(address, *args, **kw)
         host, port = address
         bare = host.strip("[]") if host.startswith("[") else host
-        if _is_ip(bare):
+        if is_ip(bare):
             infos: list[Any] = [(None, None, None, None, (bare, port))]
         else:
             try:
@@ -65,7 +53,7 @@ def _create_connection(
         last: OSError | None = None
         for info in infos:
             ip = str(info[4][0])
-            addr = _addr(ip, port)
+            addr = host_port(ip, port)
             st.fire("connect_start", "tcp", addr)
             try:
                 sock = orig((ip, port), *args, **kw)
@@ -89,8 +77,8 @@ def _connected(st: TracedRequest, sock: socket.socket) -> None:
     record.opened_at = _now()
     try:
         local, peer = sock.getsockname(), sock.getpeername()
-        record.local_addr = _addr(str(local[0]), int(local[1]))
-        record.peer_addr = _addr(str(peer[0]), int(peer[1]))
+        record.local_addr = host_port(str(local[0]), int(local[1]))
+        record.peer_addr = host_port(str(peer[0]), int(peer[1]))
     except OSError:  # pragma: no cover - reset right after the connect
         pass
     if st.state.tls_expected:
@@ -99,21 +87,7 @@ def _connected(st: TracedRequest, sock: socket.socket) -> None:
 
 
 def _tls_state(sock: Any) -> TLSConnectionState:
-    if sock is None or not hasattr(sock, "cipher"):
-        return TLSConnectionState()
-    cipher = sock.cipher()
-    try:
-        cert = sock.getpeercert(True)
-    except ValueError:  # pragma: no cover - handshake not done
-        cert = None
-    return TLSConnectionState(
-        version=sock.version(),
-        cipher=cipher[0] if cipher else None,
-        negotiated_protocol=sock.selected_alpn_protocol(),
-        server_name=getattr(sock, "server_hostname", None),
-        peer_certificate=cert,
-        handshake_complete=True,
-    )
+    return TLSConnectionState.of(sock)
 
 
 def _connect(orig: Callable[..., Any], *, tls: bool) -> Callable[..., Any]:
