@@ -178,6 +178,31 @@ class RequestRecord:
         return None if self._traced is None else self._traced.answered_by
 
     @property
+    def attempts(self) -> list[RequestRecord]:
+        """Every attempt of the logical request this one belongs to, in order: the
+        hops of a followed redirect, the attempts of a retry (by a retrying
+        transport, urllib3's ``Retry``...), each a record of its own with its own
+        connection and hooks; ``[self]`` for a request made alone.
+
+        Example::
+
+            client.get(url_redirecting_twice, follow_redirects=True)
+            first, *_ = httptrace_recorder.requests
+            assert [r.status for r in first.attempts] == [302, 302, 200]
+        """
+        traced = self._traced
+        owner = self._owner
+        if traced is None or traced.call is None or owner is None:
+            return [self]
+        known = owner._by_traced
+        return [known[t.id] for t in traced.call if t.id in known]
+
+    @property
+    def attempt(self) -> int:
+        """This record's position (from 1) among `attempts`."""
+        return next(i for i, r in enumerate(self.attempts, 1) if r is self)
+
+    @property
     def made_at(self) -> str | None:
         """``origin`` with the libraries in between: ``"test_x.py:12 (via openai)"``."""
         if self.origin is None or not self.via:

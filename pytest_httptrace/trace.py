@@ -536,6 +536,9 @@ class TracedRequest:
     answered_by: str | None = None
     """The package that answered the request without any connection (a mocking
     library such as respx), where the source can tell."""
+    call: list[TracedRequest] | None = None
+    """Every attempt of the user's call this attempt belongs to (redirect hops,
+    retries), in order, shared by all of them; None for one made alone."""
     seq: int = 0
 
     @property
@@ -550,6 +553,12 @@ class TracedRequest:
             else frozenset().union(*(trace.names_set() for trace in chain))
         )
         """The hooks some trace of the chain sets: sources skip the others."""
+
+    def join_call(self, call: list[TracedRequest]) -> None:
+        """Make this attempt one more of ``call`` (the list a source keeps per user
+        call): one logical request across redirects and retries."""
+        call.append(self)
+        self.call = call
 
     def fire(self, hook: HookName, *args: Any) -> None:
         """Call ``hook`` on every trace of the chain, keeping exceptions for later."""

@@ -118,6 +118,8 @@ class RequestData(TypedDict):
     origin: str | None
     source: str | None
     answered_by: str | None
+    attempt: list[int] | None
+    """``[this attempt, attempts]`` of its logical request, when it had several."""
     status: int | None
     error: str | None
     started_at: float | None
@@ -222,6 +224,11 @@ def request_data(request: RequestRecord) -> RequestData:
         "origin": request.made_at,
         "source": None if request.source is None else str(request.source),
         "answered_by": request.answered_by,
+        "attempt": (
+            [request.attempt, len(request.attempts)]
+            if len(request.attempts) > 1
+            else None
+        ),
         "status": request.status,
         "error": None if error is None else jsonable(error),
         "started_at": request.started_at,
@@ -438,6 +445,9 @@ def _request_title(request: RequestData, glyphs: _Glyphs, source: bool) -> str:
         parts.append(f"{glyphs.arrow} failed")
     conn = request["connection"]
     details = []
+    attempt = request.get("attempt")
+    if attempt:
+        details.append(f"attempt {attempt[0]} of {attempt[1]}")
     if request.get("answered_by"):
         details.append(f"answered by {request['answered_by']}: mocked")
     if source and request.get("source"):

@@ -28,6 +28,7 @@ def test_retried_attempts_are_sequential_and_made_at_the_users_line(
         response = client.get("/status/503")
     assert response.status_code == 503
     first, second, third = httptrace_recorder.requests
+    assert first.attempts == [first, second, third]  # one logical request
     for earlier, later in ((first, second), (second, third)):
         assert earlier.returned_at is not None and later.started_at is not None
         assert earlier.returned_at <= later.started_at
@@ -83,3 +84,48 @@ def test_header_fields_are_what_the_server_received(
     else:
         assert ("connection", "keep-alive") in sent
     assert sent == received
+
+
+def test_redirect_hops_and_retries_are_one_logical_request(
+    httptrace_recorder: Recorder, httptrace_server: TestServer
+) -> None:
+    """Issue "beyond Go" item 4: the attempts of one call are grouped (a view on
+    top: every attempt keeps its own record, connection and hooks)."""
+    from pytest_httptrace import render_timeline
+
+    with httptrace_server.client(follow_redirects=True) as client:
+        client.get("/redirect/2").raise_for_status()
+        client.get("/").raise_for_status()
+    *hops, alone = httptrace_recorder.requests
+    assert [r.status for r in hops[0].attempts] == [302, 302, 200]
+    assert all(r.attempts == hops for r in hops)
+    assert [r.attempt for r in hops] == [1, 2, 3]
+    assert alone.attempts == [alone] and alone.attempt == 1
+    assert "attempt 2 of 3: #1, #2, #3" in render_timeline(hops)
+    assert "attempt" not in render_timeline([alone]).splitlines()[1]
+
+
+def test_urllib3_retries_and_aiohttp_redirects_group_their_attempts(
+    httptrace_recorder: Recorder, httptrace_server: TestServer
+) -> None:
+    import asyncio
+
+    with httptrace_server.requests_session() as session:
+        session.get(httptrace_server.url("/redirect/1")).raise_for_status()
+
+    async def main() -> None:
+        async with (
+            httptrace_server.aiohttp_session() as s,
+            s.get("/redirect/1") as response,
+        ):
+            await response.read()
+
+    asyncio.run(main())
+    requests_hops = [
+        r for r in httptrace_recorder.requests if r.source.name == "urllib3"
+    ]  # type: ignore[union-attr]
+    aiohttp_hops = [
+        r for r in httptrace_recorder.requests if r.source.name == "aiohttp"
+    ]  # type: ignore[union-attr]
+    assert [r.status for r in requests_hops[0].attempts] == [302, 200]
+    assert [r.status for r in aiohttp_hops[0].attempts] == [302, 200]

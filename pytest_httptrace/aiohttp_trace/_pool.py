@@ -54,7 +54,7 @@ def _start(req: Any, call: list[TracedRequest]) -> TracedRequest | None:
     )
     st.state.proxied = req.proxy is not None
     st.state.tls = req.is_ssl() and not st.state.proxied
-    call.append(st)
+    st.join_call(call)
     _BY_REQUEST[req] = st
     st.fire("get_conn", _host_port(req))
     return st

@@ -233,6 +233,10 @@ def _timeline(
 
 def _outcome(request: RequestRecord, t0: float) -> str:
     parts = []
+    attempts = request.attempts
+    if len(attempts) > 1:  # one logical request: its hops or retried attempts
+        ids = ", ".join(f"#{r.id}" for r in attempts)
+        parts.append(f"attempt {request.attempt} of {len(attempts)}: {ids}")
     if request.answered_by is not None:
         parts.append(f"answered by {request.answered_by}: mocked, no connection")
     if request.status is not None:

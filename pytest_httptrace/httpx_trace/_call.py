@@ -97,7 +97,7 @@ def _start(
     )
     call = CALL.get()
     if call is not None:
-        call.append(st)
+        st.join_call(call)
     proxy = proxy_origin(transport)
     if proxy is not None:
         # Go reports the first hop. Through a proxy only get_conn and the proxy's

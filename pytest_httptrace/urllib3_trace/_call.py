@@ -112,7 +112,7 @@ def _urlopen(orig: Callable[..., Any]) -> Callable[..., Any]:
         previous = _CURRENT.get()
         if previous is not None:
             previous.state.successor = st
-        call.append(st)
+        st.join_call(call)
         token = _CURRENT.set(st)
         try:
             return orig(self, method, url, *args, **kw)
