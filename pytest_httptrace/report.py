@@ -565,6 +565,9 @@ def _html_request_details(request: RequestData, t0: float) -> str:
         where = " · no connection (every dial failed)"
     if is_leaked(request):
         where += " · never closed (leaked)"
+    attempt = request.get("attempt")
+    if attempt:  # one logical request: its redirect hops or retried attempts
+        where += f" · attempt {attempt[0]} of {attempt[1]}"
     phases = ", ".join(
         f"{s.name} {format_ms(s.duration)}" for s in request_spans(request)
     )

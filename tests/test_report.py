@@ -597,3 +597,16 @@ def test_labels_are_never_under_bars_in_a_real_browser(
     found = re.search(r'<pre id="overlaps">(.*?)</pre>', proc.stdout)
     assert found, proc.stderr
     assert found.group(1) == f"{len(recorder.all_requests)} labels; none"
+
+
+def test_the_report_shows_the_attempts_of_one_logical_request(
+    tmp_path: Path, httptrace_server: Any
+) -> None:
+    with Recorder.start() as recorder:
+        with httptrace_server.client(follow_redirects=True) as client:
+            client.get("/redirect/1")
+    _, html_path = write_report(
+        tmp_path / "run", [("test_x.py::test_redirect", recorder.all_requests)]
+    )
+    page = html_path.read_text()
+    assert "attempt 1 of 2" in page and "attempt 2 of 2" in page
