@@ -602,9 +602,11 @@ def test_labels_are_never_under_bars_in_a_real_browser(
 def test_the_report_shows_the_attempts_of_one_logical_request(
     tmp_path: Path, httptrace_server: Any
 ) -> None:
-    with Recorder.start() as recorder:
-        with httptrace_server.client(follow_redirects=True) as client:
-            client.get("/redirect/1")
+    with (
+        Recorder.start() as recorder,
+        httptrace_server.client(follow_redirects=True) as client,
+    ):
+        client.get("/redirect/1")
     _, html_path = write_report(
         tmp_path / "run", [("test_x.py::test_redirect", recorder.all_requests)]
     )
