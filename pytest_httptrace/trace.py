@@ -616,6 +616,36 @@ class TracedRequest:
         return errors[0] if errors else None
 
 
+def settle_call_error(call: list[TracedRequest], error: BaseException | None) -> None:
+    """The user's call raised ``error``: its last attempt carries it, if that is what
+    the attempt's own error was turned into (a library wraps a socket or lower-level
+    error in its own: the record keeps what the caller saw). Every source calls this
+    when a call ends."""
+    if error is None or not call:
+        return
+    last = call[-1]
+    if last.error is None or _made_from(error, last.error):
+        last.error = error
+
+
+def _made_from(error: BaseException, inner: BaseException) -> bool:
+    """Whether ``inner`` is what ``error`` was made from: through ``__cause__``,
+    ``__context__``, a ``reason`` attribute (urllib3's ``MaxRetryError``) or an
+    exception among its ``args`` (requests wraps urllib3's errors so)."""
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [error]
+    while todo:
+        exc = todo.pop()
+        if exc is None or id(exc) in seen:
+            continue
+        if exc is inner:
+            return True
+        seen.add(id(exc))
+        todo += [exc.__cause__, exc.__context__, getattr(exc, "reason", None)]
+        todo += [a for a in exc.args if isinstance(a, BaseException)]
+    return False
+
+
 class _Unraisable:
     """The object ``sys.unraisablehook`` expects (its fields, duck-typed)."""
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ..trace import TracedRequest, current_chain
+from ..trace import TracedRequest, current_chain, settle_call_error
 from ._core import _CALL, _now, _Slot
 
 # Written for aiohttp 3.14: ``ClientSession.request/get/post/...`` and ``ws_connect``
@@ -20,12 +20,9 @@ def _end_call(call: list[TracedRequest], error: BaseException | None) -> None:
     for st in call:
         if st.returned_at is None:
             st.returned_at = now
-    if error is not None and call:
-        last = call[-1]
-        # The record carries what the caller saw (aiohttp wraps OSError and
-        # SSL errors in its own; those stay reachable as __cause__).
-        if last.error is None or last.error in (error.__cause__, error.__context__):
-            last.error = error
+    # The record carries what the caller saw (aiohttp wraps OSError and SSL errors
+    # in its own).
+    settle_call_error(call, error)
 
 
 def _wrap_request(orig: Callable[..., Any]) -> Callable[..., Any]:

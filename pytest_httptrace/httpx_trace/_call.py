@@ -13,7 +13,13 @@ import contextvars
 from collections.abc import Callable, Generator
 from typing import Any
 
-from ..trace import ClientTrace, TracedRequest, current_chain, requests_started
+from ..trace import (
+    ClientTrace,
+    TracedRequest,
+    current_chain,
+    requests_started,
+    settle_call_error,
+)
 from ._continue import await_continue, wait_for_continue
 from ._events import on_httpcore_event
 from ._flavour import Flavour, pool_answerer, proxy_origin, transport_for
@@ -262,12 +268,9 @@ def _end_call(call: list[TracedRequest], error: BaseException | None) -> None:
         st.returned_at = state(st).attempt_returned_at or t
     if call:
         call[-1].returned_at = t
-    if error is not None and call:
-        last = call[-1]
-        # The record carries what the caller saw: httpx's exception, not the
-        # httpcore one it was mapped from (kept as its __cause__).
-        if last.error is None or last.error in (error.__cause__, error.__context__):
-            last.error = error
+    # The record carries what the caller saw: httpx's exception, not the httpcore
+    # one it was mapped from.
+    settle_call_error(call, error)
 
 
 def _send_wrapper(run: Runner) -> Factory:

@@ -43,7 +43,6 @@ class Flavour:
         #: The library whose classes these are ("httpx2" for an aliased httpx).
         self.library = client.__name__
         self.version: str = client.__version__
-        self.core_version: str = core.__version__
         self.info = SourceInfo(name=name, library=self.library, version=self.version)
 
         def cls(module: str, name: str) -> type:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ..trace import TracedRequest, current_chain
+from ..trace import TracedRequest, current_chain, settle_call_error
 from ._state import _CALL, _CURRENT, _now, _source_info, _State
 
 
@@ -27,33 +27,13 @@ def _full_url(pool: Any, url: str) -> str:
     return f"{pool.scheme}://{host}{port}{url}"
 
 
-def _in_chain(error: BaseException, inner: BaseException) -> bool:
-    """Whether ``inner`` is what ``error`` was made from (requests wraps urllib3's
-    errors, urllib3 its own in ``MaxRetryError.reason``)."""
-    seen: set[int] = set()
-    todo: list[BaseException | None] = [error]
-    while todo:
-        exc = todo.pop()
-        if exc is None or id(exc) in seen:
-            continue
-        if exc is inner:
-            return True
-        seen.add(id(exc))
-        todo += [exc.__cause__, exc.__context__, getattr(exc, "reason", None)]
-        todo += [a for a in exc.args if isinstance(a, BaseException)]
-    return False
-
-
 def _end_call(call: list[TracedRequest], error: BaseException | None) -> None:
     now = _now()
     for st in call:
         st.returned_at = now
-    if error is not None and call:
-        last = call[-1]
-        # The record carries what the caller saw (requests' ConnectionError, say),
-        # not the urllib3 or socket error it was made from.
-        if last.error is None or _in_chain(error, last.error):
-            last.error = error
+    # The record carries what the caller saw (requests' ConnectionError, say), not
+    # the urllib3 or socket error it was made from.
+    settle_call_error(call, error)
 
 
 def _raise_hook_error(call: list[TracedRequest], response: Any) -> None:
