@@ -41,12 +41,17 @@ if TYPE_CHECKING:
     from .httpx_trace import RequestAbortedByHook, wait_for_100_continue
     from .recorder import ConnectionRecord, Event, Recorder, RequestRecord
     from .trace import (
+        CONN_CLOSE_REASONS,
+        END_HOOK_NAMES,
         HOOK_NAMES,
+        BodyClosedInfo,
         ClientTrace,
+        ConnClosedInfo,
         DNSDoneInfo,
         DNSStartInfo,
         GotConnInfo,
         HookName,
+        RequestDoneInfo,
         TLSConnectionState,
         WroteRequestInfo,
         context_client_trace,
@@ -55,12 +60,17 @@ if TYPE_CHECKING:
 
 _MODULES = {
     "trace": (
+        "CONN_CLOSE_REASONS",
+        "END_HOOK_NAMES",
         "HOOK_NAMES",
+        "BodyClosedInfo",
         "ClientTrace",
+        "ConnClosedInfo",
         "DNSDoneInfo",
         "DNSStartInfo",
         "GotConnInfo",
         "HookName",
+        "RequestDoneInfo",
         "TLSConnectionState",
         "WroteRequestInfo",
         "context_client_trace",
@@ -96,9 +106,13 @@ _MODULES = {
 _WHERE = {name: module for module, names in _MODULES.items() for name in names}
 
 __all__ = [
+    "CONN_CLOSE_REASONS",
+    "END_HOOK_NAMES",
     "HOOK_NAMES",
     "PHASE_NAMES",
+    "BodyClosedInfo",
     "ClientTrace",
+    "ConnClosedInfo",
     "ConnectionRecord",
     "DNSDoneInfo",
     "DNSStartInfo",
@@ -111,6 +125,7 @@ __all__ = [
     "Phase",
     "Recorder",
     "RequestAbortedByHook",
+    "RequestDoneInfo",
     "RequestRecord",
     "ReuseVerdict",
     "TLSConnectionState",

@@ -26,11 +26,19 @@ from typing import Any, overload
 from ._origin import user_origin
 from .sources import SourceInfo
 from .trace import (
+    ALL_HOOK_NAMES,
+    END_HOOK_NAMES,
     HOOK_ARGS,
     HOOK_NAMES,
+    BodyClosedInfo,
     ClientTrace,
+    ConnClosedInfo,
+    ConnCloseReason,
+    EndHookName,
     GotConnInfo,
     HookName,
+    RequestDoneInfo,
+    RequestOutcome,
     TLSConnectionState,
     TracedConnection,
     TracedRequest,
@@ -53,7 +61,7 @@ class Event:
     the arguments as the hook received them. Build one by hand with `make_event`.
     """
 
-    hook: HookName
+    hook: HookName | EndHookName
     time: float
     thread: str
     task: str | None
@@ -117,6 +125,17 @@ class ConnectionRecord:
     @property
     def closed_at(self) -> float | None:
         return self._traced.closed_at
+
+    @property
+    def close_reason(self) -> ConnCloseReason | None:
+        """Why it was closed (a key of `CONN_CLOSE_REASONS`), None while open or when
+        its source could not tell."""
+        return self._traced.close_reason
+
+    @property
+    def close_error(self) -> BaseException | None:
+        """The error it was closed for (``protocol_error``), if any."""
+        return self._traced.close_error
 
 
 @dataclass(eq=False, kw_only=True)
@@ -233,10 +252,77 @@ class RequestRecord:
         """When the response was closed (its connection released), if it was."""
         return None if self._traced is None else self._traced.closed_at
 
+    @property
+    def outcome(self) -> RequestOutcome | None:
+        """How its lifecycle ended: ``"complete"``, ``"closed_early"``, ``"failed"``;
+        None while it has not ended (a response still open)."""
+        return None if self._traced is None else self._traced.outcome
+
+    @property
+    def done_at(self) -> float | None:
+        """When its lifecycle ended (``request_done``), if it did."""
+        return None if self._traced is None else self._traced.done_at
+
+    @property
+    def ends(self) -> list[Event]:
+        """Our end hooks (`END_HOOK_NAMES`: ``body_closed``, ``request_done``, and
+        ``conn_closed`` on the last request its connection served), in time order.
+
+        Not in `events` (which are Go's hooks, as recorded): they are derived, when
+        read, from what the source kept on the request and its connection, so they
+        carry no thread or task (``thread == ""``).
+        """
+        traced = self._traced
+        if traced is None:
+            return []
+        ends: list[Event] = []
+
+        def add(hook: EndHookName, at: float | None, info: object) -> None:
+            if at is None:
+                return
+            returned = traced.returned_at
+            ends.append(
+                Event(
+                    hook=hook,
+                    time=at,
+                    thread="",
+                    task=None,
+                    request=self,
+                    after_return=returned is not None and returned <= at,
+                    index=-1,
+                    raw=(info,),
+                )
+            )
+
+        if traced.read_to_end is not None:
+            info = BodyClosedInfo(read_to_end=traced.read_to_end, err=traced.done_error)
+            add("body_closed", traced.closed_at, info)
+        if traced.outcome is not None:
+            done = RequestDoneInfo(outcome=traced.outcome, err=traced.done_error)
+            add("request_done", traced.done_at, done)
+        conn = self.connection
+        if (
+            conn is not None
+            and conn.close_reason is not None
+            and conn.requests
+            and conn.requests[-1] is self
+        ):
+            closed = ConnClosedInfo(
+                conn=conn.conn, reason=conn.close_reason, err=conn.close_error
+            )
+            add("conn_closed", conn.closed_at, closed)
+        ends.sort(key=lambda e: e.time)
+        return ends
+
     def getcalls(self, *names: str) -> list[Event]:
-        """The events of this request whose hook is one of ``names``."""
+        """The events of this request whose hook is one of ``names`` (our end hooks
+        included, from `ends`)."""
         _check_names(names)
-        return [e for e in self.events if e.hook in names]
+        found = [e for e in self.events if e.hook in names]
+        if any(n in names for n in END_HOOK_NAMES):
+            found += [e for e in self.ends if e.hook in names]
+            found.sort(key=lambda e: e.time)
+        return found
 
     def getcall(self, name: str) -> Event:
         """The single event of hook ``name``; fails if there is none or several."""
@@ -301,7 +387,7 @@ def _check_names(names: Sequence[str]) -> None:
     from .trace import _did_you_mean
 
     for name in names:
-        if name not in HOOK_NAMES:
+        if name not in ALL_HOOK_NAMES:
             raise ValueError(f"unknown hook name {name!r}.{_did_you_mean(name)}")
 
 

@@ -34,14 +34,20 @@ if TYPE_CHECKING:
     from .sources import SourceInfo
 
 __all__ = [
+    "CONN_CLOSE_REASONS",
+    "END_HOOK_NAMES",
     "HOOK_ARGS",
     "HOOK_NAMES",
+    "BodyClosedInfo",
     "ClientTrace",
+    "ConnClosedInfo",
     "DNSDoneInfo",
     "DNSStartInfo",
+    "EndHookName",
     "GotConnInfo",
     "HookName",
     "RequestAbortedByHook",
+    "RequestDoneInfo",
     "TLSConnectionState",
     "TracedConnection",
     "TracedRequest",
@@ -71,7 +77,37 @@ HookName = Literal[
 
 #: Every hook name, in the order of Go's ``ClientTrace`` struct.
 HOOK_NAMES: tuple[HookName, ...] = get_args(HookName)
-_HOOK_SET = frozenset(HOOK_NAMES)
+
+EndHookName = Literal["body_closed", "request_done", "conn_closed"]
+
+#: Hooks of ours, beyond Go's (which declined them: golang/go#16400): how a request
+#: and a connection *ended*. Attachable on a `ClientTrace` like Go's; the recorder
+#: does not subscribe to them but derives them, when read, from what the source
+#: kept on the request and connection (``RequestRecord.ends``), so they cost a
+#: recording nothing.
+END_HOOK_NAMES: tuple[EndHookName, ...] = get_args(EndHookName)
+
+#: Go's hooks and ours: every field of `ClientTrace`.
+ALL_HOOK_NAMES: tuple[HookName | EndHookName, ...] = HOOK_NAMES + END_HOOK_NAMES
+_HOOK_SET = frozenset(ALL_HOOK_NAMES)
+
+RequestOutcome = Literal["complete", "closed_early", "failed"]
+
+#: Why a connection was closed (`ConnClosedInfo.reason`), with what each means.
+CONN_CLOSE_REASONS: dict[str, str] = {
+    "client": "the client closed it after a response it could not keep the "
+    "connection for (a body not read to the end, an aborted request)",
+    "server": "the server closed it or asked to (Connection: close, GOAWAY, end "
+    "of stream seen by the client)",
+    "idle_expired": "it sat idle in the pool past the client's keep-alive expiry",
+    "pool_full": "the pool discarded it: too many idle connections",
+    "protocol_error": "a protocol or transport error on it (a reset, a malformed "
+    "response, a failed read or write)",
+    "client_closed": "the client (or its pool) was closed",
+}
+ConnCloseReason = Literal[
+    "client", "server", "idle_expired", "pool_full", "protocol_error", "client_closed"
+]
 
 #: The names of each hook's arguments as they appear in ``Event.args``: Go's names in
 #: snake_case. Hooks that take one info struct in Go list that struct's fields, since
@@ -93,6 +129,10 @@ HOOK_ARGS: dict[str, tuple[str, ...]] = {
     "wrote_headers": (),
     "wait_100_continue": (),
     "wrote_request": ("err",),
+    # ours (END_HOOK_NAMES)
+    "body_closed": ("read_to_end", "err"),
+    "request_done": ("outcome", "err"),
+    "conn_closed": ("conn", "reason", "err"),
 }
 
 
@@ -174,6 +214,38 @@ class TLSConnectionState:
         )
 
 
+@dataclass(frozen=True, kw_only=True)
+class BodyClosedInfo:
+    """Argument of ``body_closed`` (ours): the response body was closed, after it was
+    read to the end or before; ``err`` is the error reading it broke off with."""
+
+    read_to_end: bool
+    err: BaseException | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class RequestDoneInfo:
+    """Argument of ``request_done`` (ours): the request's lifecycle ended.
+
+    ``outcome`` is ``"complete"`` (the response read to the end and closed),
+    ``"closed_early"`` (closed before its end) or ``"failed"`` (an error before or
+    while the response was read, in ``err``).
+    """
+
+    outcome: RequestOutcome
+    err: BaseException | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConnClosedInfo:
+    """Argument of ``conn_closed`` (ours): a connection was closed, and why (one of
+    `CONN_CLOSE_REASONS`). Fired on the trace of the last request it served."""
+
+    conn: object
+    reason: ConnCloseReason
+    err: BaseException | None = None
+
+
 class RequestAbortedByHook(Exception):
     """The request was aborted because a ``got_1xx_response`` hook raised (as in Go).
 
@@ -192,9 +264,9 @@ Hook = Callable[..., Any]
 def _did_you_mean(name: str) -> str:
     import difflib
 
-    close = difflib.get_close_matches(name, HOOK_NAMES, n=1)
+    close = difflib.get_close_matches(name, ALL_HOOK_NAMES, n=1)
     hint = f" Did you mean {close[0]!r}?" if close else ""
-    return f"{hint} Valid hook names: {', '.join(HOOK_NAMES)}."
+    return f"{hint} Valid hook names: {', '.join(ALL_HOOK_NAMES)}."
 
 
 @dataclass(kw_only=True, eq=False)
@@ -233,6 +305,10 @@ class ClientTrace:
     wrote_headers: Callable[[], Any] | None = None
     wait_100_continue: Callable[[], Any] | None = None
     wrote_request: Callable[[WroteRequestInfo], Any] | None = None
+    # -- ours, beyond Go (END_HOOK_NAMES) --
+    body_closed: Callable[[BodyClosedInfo], Any] | None = None
+    request_done: Callable[[RequestDoneInfo], Any] | None = None
+    conn_closed: Callable[[ConnClosedInfo], Any] | None = None
 
     def __new__(cls, *args: object, **kwargs: object) -> ClientTrace:
         if args:
@@ -241,14 +317,14 @@ class ClientTrace:
                 "ClientTrace(got_conn=on_got_conn)."
             )
         for name in kwargs:
-            if name not in HOOK_NAMES:
+            if name not in _HOOK_SET:
                 raise TypeError(
                     f"ClientTrace got an unknown hook {name!r}.{_did_you_mean(name)}"
                 )
         return super().__new__(cls)
 
     def __post_init__(self) -> None:
-        for name in HOOK_NAMES:
+        for name in ALL_HOOK_NAMES:
             value = getattr(self, name)
             if value is None:
                 continue
@@ -274,13 +350,13 @@ class ClientTrace:
 
     def hooks(self) -> dict[str, Hook]:
         """The hooks that are set, by name."""
-        return {n: f for n in HOOK_NAMES if (f := getattr(self, n)) is not None}
+        return {n: f for n in ALL_HOOK_NAMES if (f := getattr(self, n)) is not None}
 
     def names_set(self) -> frozenset[str]:
         """The names of the hooks that are set (cached: sources ask per request)."""
         names: frozenset[str] | None = self.__dict__.get("_names_set")
         if names is None:
-            names = frozenset(n for n in HOOK_NAMES if getattr(self, n) is not None)
+            names = frozenset(n for n in ALL_HOOK_NAMES if getattr(self, n) is not None)
             object.__setattr__(self, "_names_set", names)
         return names
 
@@ -294,7 +370,7 @@ def compose(newer: ClientTrace, older: ClientTrace) -> ClientTrace:
     only hook whose exception aborts the request.
     """
     merged: dict[str, Hook] = {}
-    for name in HOOK_NAMES:
+    for name in ALL_HOOK_NAMES:
         a, b = getattr(newer, name), getattr(older, name)
         if a is None or b is None:
             if a is not None or b is not None:
@@ -489,11 +565,40 @@ class TracedConnection:
     served: int = 0
     active: int = 0
     idle_since: float | None = None
+    close_reason: ConnCloseReason | None = None
+    """Why it was closed (one of `CONN_CLOSE_REASONS`), once `closed` was called."""
+    close_error: BaseException | None = None
+    last_request: TracedRequest | None = None
+    """The last request it served (sources set it at ``got_conn``): whose trace
+    hears ``conn_closed``."""
 
     @property
     def conn(self) -> object | None:
         """The connection object, or None once it was garbage-collected."""
         return self.conn_ref()
+
+    def closed(
+        self,
+        reason: ConnCloseReason,
+        err: BaseException | None = None,
+        *,
+        at: float | None = None,
+    ) -> None:
+        """The source saw this connection close, for ``reason``: keep when and why
+        and fire ``conn_closed`` on the trace of the last request it served. Only the
+        first call counts (a connection closes once)."""
+        if self.close_reason is not None:
+            return
+        self.close_reason = reason
+        self.close_error = err
+        if self.closed_at is None:
+            self.closed_at = time.monotonic() if at is None else at
+        request = self.last_request
+        if request is not None and "conn_closed" in request.wanted:
+            conn = self.conn_ref()
+            request.fire(
+                "conn_closed", ConnClosedInfo(conn=conn, reason=reason, err=err)
+            )
 
     @classmethod
     def of(cls, conn: object, **fields: Any) -> TracedConnection:
@@ -540,6 +645,12 @@ class TracedRequest:
     """Every attempt of the user's call this attempt belongs to (redirect hops,
     retries), in order, shared by all of them; None for one made alone."""
     seq: int = 0
+    outcome: RequestOutcome | None = None
+    """How its lifecycle ended (`RequestDoneInfo.outcome`), once `done` was called."""
+    done_at: float | None = None
+    done_error: BaseException | None = None
+    read_to_end: bool | None = None
+    """Whether the body was read to the end before it was closed (None: not closed)."""
 
     @property
     def returned(self) -> bool:
@@ -560,7 +671,35 @@ class TracedRequest:
         call.append(self)
         self.call = call
 
-    def fire(self, hook: HookName, *args: Any) -> None:
+    def body_closed(
+        self, *, read_to_end: bool, err: BaseException | None = None
+    ) -> None:
+        """The response body was closed (``closed_at`` is when): keep whether it had
+        been read to the end and fire ``body_closed``, then ``request_done``.
+        Sources call it where they set ``closed_at``; only the first call counts."""
+        if self.read_to_end is not None:
+            return
+        self.read_to_end = read_to_end
+        if self.closed_at is None:
+            self.closed_at = time.monotonic()
+        if "body_closed" in self.wanted:
+            self.fire("body_closed", BodyClosedInfo(read_to_end=read_to_end, err=err))
+        self.done("complete" if read_to_end and err is None else "closed_early", err)
+
+    def done(self, outcome: RequestOutcome, err: BaseException | None = None) -> None:
+        """The request's lifecycle ended with ``outcome``: keep it and fire
+        ``request_done`` (once; a failure is ``done("failed", err)``)."""
+        if self.outcome is not None:
+            return
+        if outcome == "closed_early" and err is not None:
+            outcome = "failed"
+        self.outcome = outcome
+        self.done_error = err
+        self.done_at = time.monotonic()
+        if "request_done" in self.wanted:
+            self.fire("request_done", RequestDoneInfo(outcome=outcome, err=err))
+
+    def fire(self, hook: HookName | EndHookName, *args: Any) -> None:
         """Call ``hook`` on every trace of the chain, keeping exceptions for later."""
         if hook not in self.wanted:
             return
@@ -574,7 +713,7 @@ class TracedRequest:
         request)."""
         self._dispatch("got_1xx_response", (code, headers))
 
-    def _dispatch(self, hook: HookName, args: tuple[Any, ...]) -> None:
+    def _dispatch(self, hook: HookName | EndHookName, args: tuple[Any, ...]) -> None:
         self.seq += 1
         previous = getattr(_dispatch_local, "current", None)
         _dispatch_local.current = self
