@@ -17,6 +17,7 @@ Example::
 from __future__ import annotations
 
 import dataclasses
+import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -422,6 +423,8 @@ class Recorder(Sequence[RequestRecord]):
         self._recording = False
         self.phase = "call"
         self.trace = ClientTrace(**{name: self._hook(name) for name in HOOK_NAMES})
+        # Requests whose chain holds this trace call `_on` directly (trace.py).
+        object.__setattr__(self.trace, "_recorder", self)
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -491,6 +494,37 @@ class Recorder(Sequence[RequestRecord]):
             )
         )
 
+    def _on(self, traced: TracedRequest, hook: HookName, args: tuple[Any, ...]) -> None:
+        """One hook call of ``traced``, handed over by the request itself (the
+        recorder's trace is in its chain): `_record` without looking the request
+        up. On every request's path, so as little as can be."""
+        if not self._recording:
+            return
+        request = self._by_traced.get(traced.id)
+        if request is None or (
+            request.connection is None and traced.connection is not None
+        ):
+            request = self._attach(traced)
+        if request._last_seq == traced.seq:
+            return  # the same dispatch reached this recorder twice
+        request._last_seq = traced.seq
+        aio = _modules.get("asyncio")
+        task = None
+        if aio is not None and aio._get_running_loop() is not None:
+            current = aio.current_task()
+            task = None if current is None else current.get_name()
+        self._raw.append(
+            (
+                request,
+                hook,
+                _monotonic(),
+                _current_thread(),
+                task,
+                traced.returned_at is not None,
+                args,
+            )
+        )
+
     def _attach(self, traced: TracedRequest) -> RequestRecord:
         """The record of ``traced`` (new on its first hook call), with its
         connection once the source knows it."""
@@ -514,7 +548,8 @@ class Recorder(Sequence[RequestRecord]):
                 event = Event(
                     hook=hook,
                     time=t,
-                    thread=thread,
+                    # `_on` keeps the Thread (its name is read here, off the path)
+                    thread=thread if type(thread) is str else thread.name,
                     task=task,
                     request=request,
                     after_return=after,
@@ -648,6 +683,11 @@ class Recorder(Sequence[RequestRecord]):
 
 def _thread_name() -> str:
     return threading.current_thread().name
+
+
+_current_thread = threading.current_thread
+_monotonic = time.monotonic
+_modules = sys.modules
 
 
 _task = current_task_name

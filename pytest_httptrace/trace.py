@@ -28,7 +28,7 @@ import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, get_args
 
 if TYPE_CHECKING:
     from .sources import SourceInfo
@@ -90,6 +90,7 @@ END_HOOK_NAMES: tuple[EndHookName, ...] = get_args(EndHookName)
 #: Go's hooks and ours: every field of `ClientTrace`.
 ALL_HOOK_NAMES: tuple[HookName | EndHookName, ...] = HOOK_NAMES + END_HOOK_NAMES
 _HOOK_SET = frozenset(ALL_HOOK_NAMES)
+_GO_HOOKS = frozenset(HOOK_NAMES)
 
 RequestOutcome = Literal["complete", "closed_early", "failed"]
 
@@ -343,10 +344,15 @@ class ClientTrace:
                     "you need and await it after the request instead."
                 )
 
+    #: The `Recorder` whose recording trace this is (set by the recorder): requests
+    #: hand it their hook calls directly.
+    _recorder: ClassVar[Any] = None
+
     def __setattr__(self, name: str, value: Any) -> None:
         object.__setattr__(self, name, value)
         if name in _HOOK_SET:  # keep `names_set` true when a hook is (re)assigned
             object.__setattr__(self, "_names_set", None)
+            _PLANS.clear()
 
     def hooks(self) -> dict[str, Hook]:
         """The hooks that are set, by name."""
@@ -424,6 +430,7 @@ def _acquire_sources() -> None:
 
 def _release_sources() -> None:
     global _active
+    _PLANS.clear()  # a trace ended: no plan keeps it (or its recorder) alive
     with _sources_lock:
         _active -= 1
         if _active == 0:
@@ -523,8 +530,40 @@ def current_chain(extra: ClientTrace | None = None) -> tuple[ClientTrace, ...]:
     if extra is not None and extra not in chain:
         chain = (*chain, extra)
     if _GLOBAL:
+        if not chain:
+            return _GLOBAL  # the same tuple each time: its plan is cached
         chain = chain + tuple(t for t in _GLOBAL if t not in chain)
     return chain
+
+
+class _Plan:
+    """How a request dispatches to a chain, worked out once per chain: the hooks
+    some trace sets, and the recorder when the chain is one recorder's trace (the
+    common case: it is called directly, with the request, not through its hook
+    functions and a thread-local)."""
+
+    __slots__ = ("only", "wanted")
+
+    def __init__(self, chain: tuple[ClientTrace, ...]) -> None:
+        self.wanted: frozenset[str] = frozenset().union(
+            *(trace.names_set() for trace in chain)
+        )
+        self.only: Any = chain[0]._recorder if len(chain) == 1 else None
+
+
+#: Plans by chain (a chain is a tuple of traces compared by identity). Bounded (a
+#: test that makes new traces per request must not grow it without end) and
+#: cleared whenever a trace ends or a hook is reassigned.
+_PLANS: dict[tuple[ClientTrace, ...], _Plan] = {}
+
+
+def _plan(chain: tuple[ClientTrace, ...]) -> _Plan:
+    plan = _PLANS.get(chain)
+    if plan is None:
+        if len(_PLANS) >= 256:
+            _PLANS.clear()
+        plan = _PLANS[chain] = _Plan(chain)
+    return plan
 
 
 # -- the per-request dispatcher -----------------------------------------------------
@@ -568,9 +607,28 @@ class TracedConnection:
     close_reason: ConnCloseReason | None = None
     """Why it was closed (one of `CONN_CLOSE_REASONS`), once `closed` was called."""
     close_error: BaseException | None = None
-    last_request: TracedRequest | None = None
-    """The last request it served (sources set it at ``got_conn``): whose trace
-    hears ``conn_closed``."""
+    _last: Callable[[], TracedRequest | None] | None = dataclasses.field(
+        default=None, repr=False
+    )
+    _last_chain: tuple[Callable[[], ClientTrace | None], ...] = dataclasses.field(
+        default=(), repr=False
+    )
+
+    @property
+    def last_request(self) -> TracedRequest | None:
+        """The last request it served whose traces want ``conn_closed`` (sources
+        set it at ``got_conn``). Held weakly, as are those traces: the record lives
+        in the source's weak-keyed registry of connections, and a value that
+        reaches its key would keep the connection (and its socket) alive."""
+        return None if self._last is None else self._last()
+
+    @last_request.setter
+    def last_request(self, request: TracedRequest | None) -> None:
+        if request is None or "conn_closed" not in request.wanted:
+            self._last, self._last_chain = None, ()
+            return
+        self._last = weakref.ref(request)
+        self._last_chain = tuple(weakref.ref(t) for t in request.chain)
 
     @property
     def conn(self) -> object | None:
@@ -593,12 +651,26 @@ class TracedConnection:
         self.close_error = err
         if self.closed_at is None:
             self.closed_at = time.monotonic() if at is None else at
-        request = self.last_request
-        if request is not None and "conn_closed" in request.wanted:
-            conn = self.conn_ref()
-            request.fire(
-                "conn_closed", ConnClosedInfo(conn=conn, reason=reason, err=err)
-            )
+        if self._last is None:
+            return
+        info = ConnClosedInfo(conn=self.conn_ref(), reason=reason, err=err)
+        request = self._last()
+        if request is not None:
+            request.fire("conn_closed", info)
+            return
+        # The request is gone (nothing kept it): its traces still hear it.
+        for ref in self._last_chain:
+            trace = ref()
+            hook = None if trace is None else trace.conn_closed
+            if hook is None:
+                continue
+            try:
+                hook(info)
+            except Exception as exc:
+                exc.add_note("raised by the ClientTrace.conn_closed hook")
+                sys.unraisablehook(
+                    _Unraisable(exc, "Exception in ClientTrace.conn_closed hook")
+                )
 
     @classmethod
     def of(cls, conn: object, **fields: Any) -> TracedConnection:
@@ -657,13 +729,10 @@ class TracedRequest:
         return self.returned_at is not None
 
     def __post_init__(self) -> None:
-        chain = self.chain
-        self.wanted: frozenset[str] = (
-            chain[0].names_set()
-            if len(chain) == 1
-            else frozenset().union(*(trace.names_set() for trace in chain))
-        )
+        plan = _plan(self.chain)
+        self.wanted: frozenset[str] = plan.wanted
         """The hooks some trace of the chain sets: sources skip the others."""
+        self._only: Any = plan.only
 
     def join_call(self, call: list[TracedRequest]) -> None:
         """Make this attempt one more of ``call`` (the list a source keeps per user
@@ -704,7 +773,12 @@ class TracedRequest:
         if hook not in self.wanted:
             return
         try:
-            self._dispatch(hook, args)
+            only = self._only
+            if only is not None:  # one recorder: straight to it
+                self.seq += 1
+                only._on(self, hook, args)
+            else:
+                self._dispatch(hook, args)
         except Exception as exc:
             self._keep(hook, exc)
 
@@ -720,11 +794,16 @@ class TracedRequest:
         try:
             first_error: BaseException | None = None
             for trace in self.chain:
-                fn = getattr(trace, hook)
-                if fn is None:
+                recorder = trace._recorder
+                fn = getattr(trace, hook) if recorder is None else None
+                if fn is None and recorder is None:
                     continue
                 try:
-                    fn(*args)
+                    if recorder is not None:
+                        if hook in _GO_HOOKS:
+                            recorder._on(self, hook, args)
+                    else:
+                        fn(*args)  # type: ignore[misc]
                 except Exception as exc:
                     if first_error is None:
                         first_error = exc

@@ -16,14 +16,16 @@ from ._continue import should_wait
 from ._flavour import inner_connection
 from ._interim import first_byte
 from ._pool import got_conn, response_closed
-from ._state import state
+from ._state import RequestState, state
 
 
 def on_httpcore_event(st: TracedRequest, name: str, info: dict[str, Any]) -> None:
-    """Turn one httpcore ``trace`` event of this request into Go hooks."""
-    handler = _HANDLERS.get(name)
-    if handler is not None:
-        handler(st, name.startswith("http2"), info)
+    """Turn one httpcore ``trace`` event of this request into Go hooks (the
+    per-request callback in ``_call`` looks `HANDLERS` up itself: one call less
+    on every event)."""
+    entry = HANDLERS.get(name)
+    if entry is not None:
+        entry[0](st, entry[1], info)
 
 
 Handler = Callable[[TracedRequest, bool, dict[str, Any]], None]
@@ -51,7 +53,7 @@ def _connection_init(st: TracedRequest, http2: bool, info: dict[str, Any]) -> No
 
 def _headers_started(st: TracedRequest, http2: bool, info: dict[str, Any]) -> None:
     got_conn(st)
-    s = state(st)
+    s: RequestState = st.state
     request = s.request = info["request"]
     if http2:
         conn = st.connection
@@ -68,17 +70,19 @@ def _headers_started(st: TracedRequest, http2: bool, info: dict[str, Any]) -> No
         s.pending_headers = [
             (k.decode("latin-1"), v.decode("latin-1")) for k, v in headers
         ]
-    s.expect_continue = any(
-        k.lower() == b"expect" and v.lower() == b"100-continue"
-        for k, v in request.headers
-    )
+    expect = False
+    for k, v in request.headers:  # a loop, not any(): on every request's path
+        if v.lower() == b"100-continue" and k.lower() == b"expect":
+            expect = True
+    s.expect_continue = expect
 
 
 def _headers_complete(st: TracedRequest, http2: bool, info: dict[str, Any]) -> None:
-    s = state(st)
-    for key, value in s.pending_headers:
-        st.fire("wrote_header_field", key, [value])
-    s.pending_headers = []
+    s: RequestState = st.state
+    if s.pending_headers:
+        for key, value in s.pending_headers:
+            st.fire("wrote_header_field", key, [value])
+        s.pending_headers = []
     st.fire("wrote_headers")
     if http2 and s.h2_body:
         _http2.written(st)
@@ -99,7 +103,7 @@ def _write_failed(st: TracedRequest, http2: bool, info: dict[str, Any]) -> None:
 
 
 def _body_complete(st: TracedRequest, http2: bool, info: dict[str, Any]) -> None:
-    s = state(st)
+    s: RequestState = st.state
     if not s.wrote_request:
         s.wrote_request = True
         st.fire("wrote_request", WroteRequestInfo(err=None))
@@ -109,7 +113,7 @@ def _body_complete(st: TracedRequest, http2: bool, info: dict[str, Any]) -> None
 
 def _reading_started(st: TracedRequest, http2: bool, info: dict[str, Any]) -> None:
     if not http2:
-        state(st).await_first_byte = True  # the read tap fires the first byte
+        st.state.await_first_byte = True  # the read tap fires the first byte
 
 
 def _head_complete(st: TracedRequest, http2: bool, info: dict[str, Any]) -> None:
@@ -127,17 +131,18 @@ def _closed(st: TracedRequest, http2: bool, info: dict[str, Any]) -> None:
     response_closed(st, http11=not http2)
 
 
-def _both(event: str, handler: Handler) -> dict[str, Handler]:
-    return {f"http11.{event}": handler, f"http2.{event}": handler}
+def _both(event: str, handler: Handler) -> dict[str, tuple[Handler, bool]]:
+    return {f"http11.{event}": (handler, False), f"http2.{event}": (handler, True)}
 
 
-#: httpcore trace event name -> what it means for the hooks. Events not listed
-#: (connect_tcp, receive_response_body.*, ...) are observed elsewhere or not needed.
-_HANDLERS: dict[str, Handler] = {
-    "connection.start_tls.started": _tls_started,
-    "connection.start_tls.complete": _tls_complete,
-    "connection.start_tls.failed": _tls_failed,
-    "http2.send_connection_init.started": _connection_init,
+#: httpcore trace event name -> what it means for the hooks, and whether it is an
+#: HTTP/2 event. Events not listed (connect_tcp, receive_response_body.*, ...) are
+#: observed elsewhere or not needed.
+HANDLERS: dict[str, tuple[Handler, bool]] = {
+    "connection.start_tls.started": (_tls_started, False),
+    "connection.start_tls.complete": (_tls_complete, False),
+    "connection.start_tls.failed": (_tls_failed, False),
+    "http2.send_connection_init.started": (_connection_init, True),
     **_both("send_request_headers.started", _headers_started),
     **_both("send_request_headers.complete", _headers_complete),
     **_both("send_request_headers.failed", _write_failed),

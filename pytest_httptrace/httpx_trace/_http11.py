@@ -10,12 +10,12 @@ import h11
 
 from ._flavour import Flavour
 from ._interim import first_byte, got_1xx
-from ._state import CURRENT, PUSHBACK, state
+from ._state import CURRENT, PUSHBACK
 
 
 def _tap(data: bytes) -> None:
     st = CURRENT.get()
-    if st is not None and data and state(st).await_first_byte:
+    if st is not None and data and st.state.await_first_byte:
         first_byte(st)
 
 
@@ -64,9 +64,12 @@ def sync_receive_event(orig: Callable[..., Any], fl: Flavour) -> Callable[..., A
     """``HTTP11Connection._receive_event``: every 1xx but 101 reaches the hooks
     (httpcore skips them silently)."""
 
+    informational = h11.InformationalResponse
+
     def _receive_event(self: Any, timeout: float | None = None) -> Any:
         event = orig(self, timeout)
-        _interim(fl, event)
+        if type(event) is informational:  # checked here: on every h11 event
+            _interim(fl, event)
         return event
 
     return _receive_event
@@ -78,9 +81,12 @@ def async_receive_event(orig: Callable[..., Any], fl: Flavour) -> Callable[..., 
             return orig(self, timeout)
         return traced(self, timeout)
 
+    informational = h11.InformationalResponse
+
     async def traced(self: Any, timeout: float | None) -> Any:
         event = await orig(self, timeout)
-        _interim(fl, event)
+        if type(event) is informational:
+            _interim(fl, event)
         return event
 
     return _receive_event

@@ -6,12 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 from ..trace import TracedRequest
-from ._state import state
+from ._state import RequestState, state
 
 
 def first_byte(st: TracedRequest) -> None:
     """``got_first_response_byte``, once per request."""
-    s = state(st)
+    s: RequestState = st.state
     if not s.first_byte:
         s.first_byte = True
         s.await_first_byte = False

@@ -8,7 +8,7 @@ from typing import Any
 
 from ..trace import GotConnInfo, TracedRequest
 from ._flavour import Flavour, inner_connection
-from ._state import CONNS, CURRENT, connection_record, lock, now, state
+from ._state import CONNS, CURRENT, RequestState, connection_record, lock, now
 
 
 def bind_connection(conn: object) -> None:
@@ -18,7 +18,7 @@ def bind_connection(conn: object) -> None:
     st = CURRENT.get()
     if st is None:
         return
-    s = state(st)
+    s: RequestState = st.state
     if s.proxied:
         return
     s.conn = connection_record(conn)
@@ -40,7 +40,7 @@ def conn_handle_request(orig: Callable[..., Any], fl: Flavour) -> Callable[..., 
 
 def got_conn(st: TracedRequest) -> None:
     """``got_conn``, once, when the request first writes on its connection."""
-    s = state(st)
+    s: RequestState = st.state
     conn = s.conn
     if conn is None or s.got_conn:
         return
@@ -61,12 +61,14 @@ def got_conn(st: TracedRequest) -> None:
             CONNS[inner] = conn
             h2 = isinstance(inner, s.flavour.h2_connections)
             conn.protocol = "HTTP/2" if h2 else "HTTP/1.1"
-    st.fire(
-        "got_conn",
-        GotConnInfo(
-            conn=conn.conn, reused=reused, was_idle=was_idle, idle_time=idle_time
-        ),
-    )
+    conn.last_request = st
+    if "got_conn" in st.wanted:  # the info is built only for a listener
+        st.fire(
+            "got_conn",
+            GotConnInfo(
+                conn=conn.conn, reused=reused, was_idle=was_idle, idle_time=idle_time
+            ),
+        )
 
 
 def response_closed(st: TracedRequest, *, http11: bool) -> None:
@@ -75,7 +77,7 @@ def response_closed(st: TracedRequest, *, http11: bool) -> None:
     if st.closed_at is not None:
         return
     t = st.closed_at = now()
-    s = state(st)
+    s: RequestState = st.state
     s.request = None  # with its body: a record must not keep it
     conn = st.connection
     if conn is None or not s.got_conn:
