@@ -233,3 +233,59 @@ def test_hooks_set_after_construction_are_seen() -> None:
     trace.wrote_headers = print
     request = TracedRequest(method="GET", url="https://x/", chain=(trace,))
     assert request.wanted == {"got_conn", "wrote_headers"}
+
+
+def test_a_hook_assigned_after_a_request_reaches_the_next_request() -> None:
+    # Requests dispatch by a plan cached per chain: assigning a hook must not be
+    # hidden by a plan made before it.
+    calls: list[str] = []
+    trace = ClientTrace()
+    with with_client_trace(trace):
+        TracedRequest(method="GET", url="https://x/", chain=current_chain()).fire(
+            "wrote_headers"
+        )
+        trace.wrote_headers = lambda: calls.append("second")
+        request = TracedRequest(method="GET", url="https://x/", chain=current_chain())
+        request.fire("wrote_headers")
+    assert calls == ["second"]
+
+
+def test_a_recorder_alone_and_beside_another_trace_records_the_same() -> None:
+    # A recorder alone in a chain is handed the calls directly; beside a user's
+    # trace it is reached through the chain: both record every call once.
+    from pytest_httptrace.recorder import Recorder
+
+    seen: list[str] = []
+    with Recorder.start() as rec:
+        alone = TracedRequest(method="GET", url="https://a/", chain=current_chain())
+        alone.fire("get_conn", "a:443")
+        alone.fire("wrote_headers")
+        with with_client_trace(ClientTrace(wrote_headers=lambda: seen.append("u"))):
+            mixed = TracedRequest(method="GET", url="https://b/", chain=current_chain())
+            mixed.fire("get_conn", "b:443")
+            mixed.fire("wrote_headers")
+    assert [r.hooks for r in rec.requests] == [
+        ["get_conn", "wrote_headers"],
+        ["get_conn", "wrote_headers"],
+    ]
+    assert [r.url for r in rec.requests] == ["https://a/", "https://b/"]
+    assert seen == ["u"]
+
+
+def test_conn_closed_reaches_a_trace_whose_request_is_gone() -> None:
+    import gc
+
+    from pytest_httptrace.trace import ConnClosedInfo, TracedConnection
+
+    heard: list[ConnClosedInfo] = []
+    trace = ClientTrace(conn_closed=heard.append)
+    conn = TracedConnection.of(object(), id=1)
+    request = TracedRequest(method="GET", url="https://x/", chain=(trace,))
+    conn.last_request = request
+    del request
+    gc.collect()
+    assert conn.last_request is None  # held weakly
+    conn.closed("server")
+    conn.closed("client")  # a connection closes once
+    assert [(i.reason, i.err) for i in heard] == [("server", None)]
+    assert conn.close_reason == "server" and conn.closed_at is not None
