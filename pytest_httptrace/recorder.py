@@ -508,22 +508,42 @@ class Recorder(Sequence[RequestRecord]):
         if request._last_seq == traced.seq:
             return  # the same dispatch reached this recorder twice
         request._last_seq = traced.seq
-        aio = _modules.get("asyncio")
-        task = None
-        if aio is not None and aio._get_running_loop() is not None:
-            current = aio.current_task()
-            task = None if current is None else current.get_name()
         self._raw.append(
             (
                 request,
                 hook,
                 _monotonic(),
-                _current_thread(),
-                task,
+                _thread(),
+                _task_now(),
                 traced.returned_at is not None,
                 args,
             )
         )
+
+    def _on_header_fields(
+        self, traced: TracedRequest, fields: list[tuple[bytes, bytes]]
+    ) -> None:
+        """``wrote_header_field`` for each of ``fields`` (`TracedRequest.
+        fire_header_fields`): one entry each, their text decoded when read."""
+        if not self._recording:
+            return
+        request = self._by_traced.get(traced.id)
+        if request is None or (
+            request.connection is None and traced.connection is not None
+        ):
+            request = self._attach(traced)
+        if request._last_seq == traced.seq:
+            return
+        request._last_seq = traced.seq
+        entry = (
+            request,
+            "wrote_header_field",
+            _monotonic(),
+            _thread(),
+            _task_now(),
+            traced.returned_at is not None,
+        )
+        self._raw.extend([(*entry, _Field(k, v)) for k, v in fields])
 
     def _attach(self, traced: TracedRequest) -> RequestRecord:
         """The record of ``traced`` (new on its first hook call), with its
@@ -545,6 +565,8 @@ class Recorder(Sequence[RequestRecord]):
             events = self._events
             for i in range(len(events), len(raw)):
                 request, hook, t, thread, task, after, args = raw[i]
+                if type(args) is _Field:
+                    args = args.decoded()
                 event = Event(
                     hook=hook,
                     time=t,
@@ -685,9 +707,40 @@ def _thread_name() -> str:
     return threading.current_thread().name
 
 
-_current_thread = threading.current_thread
 _monotonic = time.monotonic
 _modules = sys.modules
+_get_ident = threading.get_ident
+# threading.current_thread() is this lookup (stable across CPython 3.x); done here
+# without the call on every hook call.
+_threads: dict[int, threading.Thread] = threading._active  # type: ignore[attr-defined]
+
+
+def _thread() -> threading.Thread:
+    """The current Thread (its name is read when the events are built)."""
+    thread = _threads.get(_get_ident())
+    return threading.current_thread() if thread is None else thread
+
+
+def _task_now() -> str | None:
+    """The running asyncio task's name, or None (asyncio is not imported for it)."""
+    aio = _modules.get("asyncio")
+    if aio is None or aio._get_running_loop() is None:
+        return None
+    task = aio.current_task()
+    return None if task is None else task.get_name()
+
+
+class _Field:
+    """One header field as ``fire_header_fields`` gave it: decoded when read."""
+
+    __slots__ = ("key", "value")
+
+    def __init__(self, key: bytes, value: bytes) -> None:
+        self.key = key
+        self.value = value
+
+    def decoded(self) -> tuple[str, list[str]]:
+        return (self.key.decode("latin-1"), [self.value.decode("latin-1")])
 
 
 _task = current_task_name

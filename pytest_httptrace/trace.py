@@ -782,6 +782,25 @@ class TracedRequest:
         except Exception as exc:
             self._keep(hook, exc)
 
+    def fire_header_fields(self, fields: list[tuple[bytes, bytes]]) -> None:
+        """Fire ``wrote_header_field(key, [value])`` for each field, in wire order
+        (bytes as latin-1 text, as HTTP/1.1 puts them on the wire). A lone
+        recorder takes the whole list in one call and decodes it when read."""
+        if "wrote_header_field" not in self.wanted:
+            return
+        only = self._only
+        if only is not None:
+            try:
+                self.seq += 1
+                only._on_header_fields(self, fields)
+            except Exception as exc:
+                self._keep("wrote_header_field", exc)
+            return
+        for key, value in fields:
+            self.fire(
+                "wrote_header_field", key.decode("latin-1"), [value.decode("latin-1")]
+            )
+
     def fire_got_1xx(self, code: int, headers: Any) -> None:
         """Fire ``got_1xx_response``; an exception propagates (it aborts the
         request)."""

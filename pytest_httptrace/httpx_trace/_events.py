@@ -66,10 +66,8 @@ def _headers_started(st: TracedRequest, http2: bool, info: dict[str, Any]) -> No
         _http2.register_stream(st, inner, info.get("stream_id"))
     else:
         headers = _http11.wire_headers(request)
-    if "wrote_header_field" in st.wanted:  # decoding costs: only for a listener
-        s.pending_headers = [
-            (k.decode("latin-1"), v.decode("latin-1")) for k, v in headers
-        ]
+    if "wrote_header_field" in st.wanted:  # fired when written (complete)
+        s.pending_headers = headers
     expect = False
     for k, v in request.headers:  # a loop, not any(): on every request's path
         if v.lower() == b"100-continue" and k.lower() == b"expect":
@@ -80,8 +78,7 @@ def _headers_started(st: TracedRequest, http2: bool, info: dict[str, Any]) -> No
 def _headers_complete(st: TracedRequest, http2: bool, info: dict[str, Any]) -> None:
     s: RequestState = st.state
     if s.pending_headers:
-        for key, value in s.pending_headers:
-            st.fire("wrote_header_field", key, [value])
+        st.fire_header_fields(s.pending_headers)
         s.pending_headers = []
     st.fire("wrote_headers")
     if http2 and s.h2_body:

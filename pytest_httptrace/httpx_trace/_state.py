@@ -60,7 +60,7 @@ class RequestState:
         self.h2_body = False
         self.h2_written = False
         self.deferred: list[Callable[[TracedRequest], None]] = []
-        self.pending_headers: list[tuple[str, str]] = []
+        self.pending_headers: list[tuple[bytes, bytes]] = []
 
 
 def state(st: TracedRequest) -> RequestState:
