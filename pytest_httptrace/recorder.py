@@ -37,6 +37,7 @@ from .trace import (
     ConnCloseReason,
     EndHookName,
     GotConnInfo,
+    HeaderFields,
     HookName,
     RequestDoneInfo,
     RequestOutcome,
@@ -418,6 +419,7 @@ class Recorder(Sequence[RequestRecord]):
         #: Hook calls as recorded, on the request's path: plain tuples, turned into
         #: `Event` objects (``_events``) only when something reads them.
         self._raw: list[tuple[Any, ...]] = []
+        self._built = 0  # how many of `_raw` are in `_events`
         self._by_traced: dict[int, RequestRecord] = {}
         self._connections: dict[int, ConnectionRecord] = {}
         self._recording = False
@@ -520,11 +522,9 @@ class Recorder(Sequence[RequestRecord]):
             )
         )
 
-    def _on_header_fields(
-        self, traced: TracedRequest, fields: list[tuple[bytes, bytes]]
-    ) -> None:
+    def _on_header_fields(self, traced: TracedRequest, fields: HeaderFields) -> None:
         """``wrote_header_field`` for each of ``fields`` (`TracedRequest.
-        fire_header_fields`): one entry each, their text decoded when read."""
+        fire_header_fields`): one entry for all, made into events when read."""
         if not self._recording:
             return
         request = self._by_traced.get(traced.id)
@@ -535,15 +535,17 @@ class Recorder(Sequence[RequestRecord]):
         if request._last_seq == traced.seq:
             return
         request._last_seq = traced.seq
-        entry = (
-            request,
-            "wrote_header_field",
-            _monotonic(),
-            _thread(),
-            _task_now(),
-            traced.returned_at is not None,
+        self._raw.append(
+            (
+                request,
+                "wrote_header_field",
+                _monotonic(),
+                _thread(),
+                _task_now(),
+                traced.returned_at is not None,
+                _Fields(fields),
+            )
         )
-        self._raw.extend([(*entry, _Field(k, v)) for k, v in fields])
 
     def _attach(self, traced: TracedRequest) -> RequestRecord:
         """The record of ``traced`` (new on its first hook call), with its
@@ -559,28 +561,45 @@ class Recorder(Sequence[RequestRecord]):
     def _flush(self) -> None:
         """Build the `Event` of every hook call recorded since the last read."""
         raw = self._raw
-        if len(raw) == len(self._events):
+        if len(raw) == self._built:
             return
         with self._lock:
-            events = self._events
-            for i in range(len(events), len(raw)):
+            end = len(raw)  # hooks on other threads may append meanwhile
+            for i in range(self._built, end):
                 request, hook, t, thread, task, after, args = raw[i]
-                if type(args) is _Field:
-                    args = args.decoded()
-                event = Event(
-                    hook=hook,
-                    time=t,
-                    # `_on` keeps the Thread (its name is read here, off the path)
-                    thread=thread if type(thread) is str else thread.name,
-                    task=task,
-                    request=request,
-                    after_return=after,
-                    index=i,
-                    raw=args,
-                )
-                events.append(event)
-                if request is not None:
-                    request._events.append(event)
+                # `_on` keeps the Thread (its name is read here, off the path)
+                name = thread if type(thread) is str else thread.name
+                if type(args) is _Fields:  # one entry for all the header fields
+                    for key, value in args.fields():
+                        field_args = (key.decode("latin-1"), [value.decode("latin-1")])
+                        self._event(request, hook, t, name, task, after, field_args)
+                else:
+                    self._event(request, hook, t, name, task, after, args)
+            self._built = end
+
+    def _event(
+        self,
+        request: RequestRecord | None,
+        hook: HookName,
+        t: float,
+        thread: str,
+        task: str | None,
+        after: bool,
+        args: tuple[Any, ...],
+    ) -> None:
+        event = Event(
+            hook=hook,
+            time=t,
+            thread=thread,
+            task=task,
+            request=request,
+            after_return=after,
+            index=len(self._events),
+            raw=args,
+        )
+        self._events.append(event)
+        if request is not None:
+            request._events.append(event)
 
     def _new_request(self, traced: TracedRequest) -> RequestRecord:
         source = traced.source.name if traced.source is not None else None
@@ -660,6 +679,7 @@ class Recorder(Sequence[RequestRecord]):
             self._requests.clear()
             self._events.clear()
             self._raw.clear()
+            self._built = 0
             self._by_traced.clear()
             self._connections.clear()
 
@@ -730,17 +750,18 @@ def _task_now() -> str | None:
     return None if task is None else task.get_name()
 
 
-class _Field:
-    """One header field as ``fire_header_fields`` gave it: decoded when read."""
+class _Fields:
+    """The header fields ``fire_header_fields`` gave (a list, or a function that
+    makes it): one ``wrote_header_field`` event each, made when read."""
 
-    __slots__ = ("key", "value")
+    __slots__ = ("_fields",)
 
-    def __init__(self, key: bytes, value: bytes) -> None:
-        self.key = key
-        self.value = value
+    def __init__(self, fields: HeaderFields) -> None:
+        self._fields = fields
 
-    def decoded(self) -> tuple[str, list[str]]:
-        return (self.key.decode("latin-1"), [self.value.decode("latin-1")])
+    def fields(self) -> list[tuple[bytes, bytes]]:
+        fields = self._fields
+        return fields() if callable(fields) else fields
 
 
 _task = current_task_name

@@ -137,6 +137,10 @@ HOOK_ARGS: dict[str, tuple[str, ...]] = {
 }
 
 
+#: Header fields as a source hands them over: (name, value) bytes in wire order,
+#: or a function that makes them (called once, maybe later).
+HeaderFields = list[tuple[bytes, bytes]] | Callable[[], list[tuple[bytes, bytes]]]
+
 # -- info types ---------------------------------------------------------------------
 
 
@@ -782,10 +786,12 @@ class TracedRequest:
         except Exception as exc:
             self._keep(hook, exc)
 
-    def fire_header_fields(self, fields: list[tuple[bytes, bytes]]) -> None:
+    def fire_header_fields(self, fields: HeaderFields) -> None:
         """Fire ``wrote_header_field(key, [value])`` for each field, in wire order
-        (bytes as latin-1 text, as HTTP/1.1 puts them on the wire). A lone
-        recorder takes the whole list in one call and decodes it when read."""
+        (bytes as latin-1 text, as HTTP/1.1 puts them on the wire). ``fields`` may
+        be a function that makes the list: a lone recorder keeps it as it is and
+        makes the events when read, so work to compute the wire form (HTTP/2's
+        normalisation) is not done on the request's path."""
         if "wrote_header_field" not in self.wanted:
             return
         only = self._only
@@ -796,7 +802,7 @@ class TracedRequest:
             except Exception as exc:
                 self._keep("wrote_header_field", exc)
             return
-        for key, value in fields:
+        for key, value in fields() if callable(fields) else fields:
             self.fire(
                 "wrote_header_field", key.decode("latin-1"), [value.decode("latin-1")]
             )

@@ -55,24 +55,24 @@ def _headers_started(st: TracedRequest, http2: bool, info: dict[str, Any]) -> No
     got_conn(st)
     s: RequestState = st.state
     request = s.request = info["request"]
+    wanted = "wrote_header_field" in st.wanted  # the wire form only for a listener
+    expect = has_body = False
+    for k, v in request.headers:  # one loop, no generators: every request's path
+        name = k.lower()
+        if name == b"expect" and v.lower() == b"100-continue":
+            expect = True
+        elif name == b"content-length" or name == b"transfer-encoding":
+            has_body = True
+    s.expect_continue = expect
     if http2:
         conn = st.connection
         inner = inner_connection(conn.conn) if conn else None
-        headers = _http2.wire_headers(inner, request)
-        s.h2_body = any(
-            k.lower() in (b"content-length", b"transfer-encoding")
-            for k, _ in request.headers
-        )
+        s.h2_body = has_body
+        if wanted:
+            s.pending_headers = _http2.wire_headers(inner, request)
         _http2.register_stream(st, inner, info.get("stream_id"))
-    else:
-        headers = _http11.wire_headers(request)
-    if "wrote_header_field" in st.wanted:  # fired when written (complete)
-        s.pending_headers = headers
-    expect = False
-    for k, v in request.headers:  # a loop, not any(): on every request's path
-        if v.lower() == b"100-continue" and k.lower() == b"expect":
-            expect = True
-    s.expect_continue = expect
+    elif wanted:
+        s.pending_headers = _http11.wire_headers(request)
 
 
 def _headers_complete(st: TracedRequest, http2: bool, info: dict[str, Any]) -> None:

@@ -16,8 +16,10 @@ from ._interim import first_byte, got_1xx
 from ._state import H2_STREAMS, lock, state
 
 
-def wire_headers(conn: Any, request: Any) -> list[tuple[bytes, bytes]]:
-    """What httpcore's HTTP/2 connection sends, after h2's own normalisation.
+def wire_headers(conn: Any, request: Any) -> Callable[[], list[tuple[bytes, bytes]]]:
+    """What httpcore's HTTP/2 connection sends, after h2's own normalisation: a
+    function that makes it (a recorder calls it when read, off the request's path;
+    it holds the fields and h2's settings, not the request or the connection).
 
     httpcore builds pseudo-headers first, then the fields without Host (it becomes
     ``:authority``) and Transfer-Encoding; h2 then lowercases names and drops
@@ -38,11 +40,14 @@ def wire_headers(conn: Any, request: Any) -> list[tuple[bytes, bytes]]:
     ]
     config = h2_config(conn) if conn is not None else None
     if config is None or not config.normalize_outbound_headers:
-        return fields
+        return lambda: fields
     split = bool(getattr(config, "split_outbound_cookies", False))
-    return [
-        (bytes(k), bytes(v)) for k, v in normalize_outbound_headers(fields, None, split)
-    ]
+
+    def normalized() -> list[tuple[bytes, bytes]]:
+        pairs = normalize_outbound_headers(fields, None, split)
+        return [(bytes(k), bytes(v)) for k, v in pairs]
+
+    return normalized
 
 
 def register_stream(st: TracedRequest, inner: Any, stream_id: int | None) -> None:

@@ -9,7 +9,7 @@ import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ..trace import TracedConnection, TracedRequest
+from ..trace import HeaderFields, TracedConnection, TracedRequest
 
 if TYPE_CHECKING:
     from ._flavour import Flavour
@@ -60,7 +60,7 @@ class RequestState:
         self.h2_body = False
         self.h2_written = False
         self.deferred: list[Callable[[TracedRequest], None]] = []
-        self.pending_headers: list[tuple[bytes, bytes]] = []
+        self.pending_headers: HeaderFields = []
 
 
 def state(st: TracedRequest) -> RequestState:
