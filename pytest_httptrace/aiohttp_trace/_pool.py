@@ -206,7 +206,7 @@ def _released(
     _ended(st, pending)
     if not pooled and record is not None and protocol.transport is None:
         # aiohttp closed it on release (a closed connector closed it before).
-        reason, err = _release_close_reason(protocol, st, pending)
+        reason, err = _release_close_reason(connector, protocol, pending)
         record.closed(reason, err)
 
 
@@ -259,7 +259,7 @@ def _body_error(payload: Any) -> BaseException | None:
 
 
 def _release_close_reason(
-    protocol: Any, st: TracedRequest, pending: BaseException | None
+    connector: Any, protocol: Any, pending: BaseException | None
 ) -> tuple[ConnCloseReason, BaseException | None]:
     """Why aiohttp's ``_release`` closed the connection instead of pooling it:
     ``force_close or should_close or protocol.should_close`` (the last one: an
@@ -268,9 +268,10 @@ def _release_close_reason(
         if isinstance(pending, (asyncio.TimeoutError, TimeoutError)):
             return "client", pending  # sock_read timeout: aiohttp gave up on it
         return "protocol_error", pending  # e.g. a malformed response
-    payload = st.state.payload
-    if payload is not None and (err := _body_error(payload)) is not None:
-        return "protocol_error", err
+    if connector._force_close:
+        # force_close=True: the client keeps no connection (it asks the server for
+        # Connection: close too, which the server then answers with).
+        return "client", None
     if protocol._should_close:
         return "server", None  # Connection: close (or an HTTP/1.0 response)
     if protocol._buffer:
