@@ -284,9 +284,16 @@ def _release_close_reason(
 def _wrap_get(orig: Callable[..., Any]) -> Callable[..., Any]:
     def _get(self: Any, key: Any, traces: Any) -> Any:
         conns = self._conns.get(key)
-        if not conns:
-            return orig(self, key, traces)
-        return traced(self, key, traces, tuple(conns))
+        if conns:
+            # The cheap case: the oldest idle connection is fit (aiohttp's own test
+            # of it, read ahead), so _get closes nothing.
+            proto, t0 = conns[0]
+            timeout = self._keepalive_timeout
+            if not proto.is_connected() or (
+                timeout is not None and _now() - t0 > timeout
+            ):
+                return traced(self, key, traces, tuple(conns))
+        return orig(self, key, traces)
 
     async def traced(self: Any, key: Any, traces: Any, before: Any) -> Any:
         conn = await orig(self, key, traces)
