@@ -13,6 +13,7 @@ import pytest
 from aiohttp_driver import Result, fetch, run
 
 from pytest_httptrace import ClientTrace, with_client_trace
+from pytest_httptrace.aiohttp_trace import AiohttpRequestAbortedByHook
 from pytest_httptrace.raw_server import Close, ReadHead, Reset, Send, Sleep
 from pytest_httptrace.recorder import ConnectionRecord, Recorder, RequestRecord
 
@@ -209,6 +210,28 @@ def test_a_hook_error_fails_the_request(
     assert record.status == 200  # answered on the wire, then the call raised
     assert record.outcome == "failed"
     assert record.getcall("request_done").args["err"] is boom
+
+
+def test_a_got_1xx_hook_that_aborts_fails_the_request(
+    httptrace_raw_server: Any, httptrace_recorder: Recorder
+) -> None:
+    raw = httptrace_raw_server
+    raw.script([ReadHead(), Send.interim(103, {"Link": "</a.css>"}), OK])
+
+    def refuse(code: int, headers: Any) -> None:
+        raise ValueError("no early hints here")
+
+    async def scenario(session: aiohttp.ClientSession) -> Any:
+        with with_client_trace(ClientTrace(got_1xx_response=refuse)):
+            return await fetch(session, "/")
+
+    aborted = run(raw, scenario)
+    assert isinstance(aborted, AiohttpRequestAbortedByHook)
+    (record,) = httptrace_recorder.requests
+    assert record.outcome == "failed"
+    assert record.getcall("request_done").args == {"outcome": "failed", "err": aborted}
+    assert record.getcalls("body_closed") == []
+    assert _conn(record).close_reason == "client"  # the 200 behind it left unread
 
 
 # -- failures from the scripted server, and the reasons they close with ------------

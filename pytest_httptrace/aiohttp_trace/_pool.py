@@ -15,7 +15,7 @@ aiohttp 3.14 closes things, each read before it forgets why:
 - ``_release``: the response's body stream (kept from ``ResponseHandler.read``) is
   at its end or not, and broke off with an error or with the one
   ``ClientResponse._notify_content`` sets on an early release; the protocol's
-  ``_exception`` / ``_should_close`` / ``_buffer`` say why ``protocol.should_close``
+  ``_exception`` / ``_should_close`` say why ``protocol.should_close``
   refused the pool.
 - ``_get`` (a connection picked from the pool: each one before the one it returns
   was closed, disconnected or past ``keepalive_timeout``), ``_cleanup`` (the
@@ -263,7 +263,7 @@ def _release_close_reason(
 ) -> tuple[ConnCloseReason, BaseException | None]:
     """Why aiohttp's ``_release`` closed the connection instead of pooling it:
     ``force_close or should_close or protocol.should_close`` (the last one: an
-    error, a body not at its end, ``Connection: close``, leftover bytes)."""
+    error, a body not at its end, ``Connection: close``, an unread response)."""
     if pending is not None:
         if isinstance(pending, (asyncio.TimeoutError, TimeoutError)):
             return "client", pending  # sock_read timeout: aiohttp gave up on it
@@ -274,10 +274,8 @@ def _release_close_reason(
         return "client", None
     if protocol._should_close:
         return "server", None  # Connection: close (or an HTTP/1.0 response)
-    if protocol._buffer:
-        return "protocol_error", None  # more responses than requests
-    # The body not read to its end, resp.close(), a cancelled or failed attempt,
-    # force_close=True.
+    # The body not read to its end, resp.close(), a cancelled or failed attempt (a
+    # response left unread behind an aborting got_1xx_response hook).
     return "client", None
 
 
