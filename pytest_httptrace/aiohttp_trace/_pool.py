@@ -340,7 +340,7 @@ def _wrap_close(orig: Callable[..., Any]) -> Callable[..., Any]:
         finally:
             for proto in protos:
                 record = _CONNS.get(proto)
-                if record is not None:
+                if record is not None and proto.transport is None:  # it did close
                     record.closed("client_closed")
 
     return _close
