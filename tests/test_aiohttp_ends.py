@@ -109,8 +109,8 @@ def test_a_small_body_arrived_whole_is_complete_even_unread(
     by your code or not: the request is complete then (the pool has it back)."""
 
     async def scenario(session: aiohttp.ClientSession) -> None:
-        response = await session.get("/close")  # one packet: head and body
-        while not response.closed:
+        response = await session.get("/close")
+        while not response.closed:  # until aiohttp has the whole body (unread)
             await asyncio.sleep(0.01)
         response.release()
 

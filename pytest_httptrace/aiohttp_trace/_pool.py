@@ -15,8 +15,8 @@ aiohttp 3.14 closes things, each read before it forgets why:
 - ``_release``: the response's body stream (kept from ``ResponseHandler.read``) is
   at its end or not, and broke off with an error or with the one
   ``ClientResponse._notify_content`` sets on an early release; the protocol's
-  ``_exception`` / ``_should_close`` say why ``protocol.should_close``
-  refused the pool.
+  ``_exception`` and ``_should_close`` say why ``protocol.should_close`` refused
+  the pool.
 - ``_get`` (a connection picked from the pool: each one before the one it returns
   was closed, disconnected or past ``keepalive_timeout``), ``_cleanup`` (the
   keep-alive timer closing the expired ones), ``_close`` (``session.close()``,
