@@ -18,12 +18,13 @@ patched                                        hooks it drives
 =============================================  ======================================
 ``ClientSession._request``                      the call returns (hook errors raised)
 ``BaseConnector.connect``                       ``get_conn``, ``got_conn``
-``BaseConnector._release``                      ``put_idle_conn``
+``BaseConnector._release``                      ``put_idle_conn``, ends (ours)
+``BaseConnector._get/_cleanup/_close``          ``conn_closed`` (ours)
 ``TCPConnector._resolve_host``                  ``dns_start``, ``dns_done``
 ``aiohappyeyeballs.impl._connect_sock``         ``connect_*`` (one per address tried)
 ``TCPConnector._wrap_create_connection``        a failed handshake, the connection
 ``ResponseHandler.__init__/connection_made``    ``tls_handshake_*``
-``ResponseHandler.connection_lost``             the connection's close time
+``ResponseHandler.connection_lost``             ``conn_closed`` (ours)
 ``StreamWriter.write_headers``                  ``wrote_header_field``,
                                                ``wrote_headers``
 ``StreamWriter.send_headers``                   ``wait_100_continue``

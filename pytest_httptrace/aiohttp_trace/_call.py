@@ -23,6 +23,17 @@ def _end_call(call: list[TracedRequest], error: BaseException | None) -> None:
     # The record carries what the caller saw (aiohttp wraps OSError and SSL errors
     # in its own).
     settle_call_error(call, error)
+    # The attempts that failed without a response to close: the call's last one
+    # when it raised (with the caller's error), any earlier one aiohttp gave up on
+    # and retried (with its own).
+    last = call[-1] if call else None
+    for st in call:
+        if st.outcome is None:
+            err = error if st is last and error is not None else st.state.fail
+            if err is None:
+                err = error
+            if err is not None:
+                st.done("failed", err)
 
 
 def _wrap_request(orig: Callable[..., Any]) -> Callable[..., Any]:
@@ -48,7 +59,11 @@ def _wrap_request(orig: Callable[..., Any]) -> Callable[..., Any]:
             err = st.take_hook_error()
             if err is not None:
                 # The request completed on the wire; the caller gets the hook's
-                # exception, and the response it would have got is closed.
+                # exception, and the response it would have got is closed: its
+                # attempt failed (the release reports it so).
+                for attempt in call:
+                    if attempt.outcome is None:
+                        attempt.state.fail = err
                 response.close()
                 raise err
         return response

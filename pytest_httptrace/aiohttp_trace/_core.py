@@ -28,8 +28,10 @@ class _State:
         "body_withheld",
         "dialed",
         "expect_continue",
+        "fail",
         "got_100",
         "got_conn",
+        "payload",
         "proxied",
         "tls",
         "tls_started",
@@ -49,6 +51,12 @@ class _State:
         self.body_withheld = False
         """A final response came before ``100 Continue``: the body is never sent."""
         self.wrote_request = False
+        self.payload: Any = None
+        """The final response's body stream (``StreamReader``), once its head is read:
+        whether it was read to its end, or broke off with an error."""
+        self.fail: BaseException | None = None
+        """Why this attempt failed, where that is known before its end is reported
+        (released before a response head; a hook error the call will raise)."""
 
 
 class _Slot:

@@ -24,7 +24,7 @@ from aiohttp.http_writer import StreamWriter
 
 from ..sources import UnsupportedVersionError, mark_patch
 from ._call import _wrap_request
-from ._core import _ACTIVE, _BY_REQUEST, _HANDSHAKING, _READING
+from ._core import _ACTIVE, _BY_REQUEST, _CONNS, _HANDSHAKING, _READING, _lock
 from ._dial import (
     _wrap_connect_sock,
     _wrap_connection_made,
@@ -32,7 +32,14 @@ from ._dial import (
     _wrap_protocol_init,
     _wrap_resolve_host,
 )
-from ._pool import _wrap_connect, _wrap_connection_lost, _wrap_release
+from ._pool import (
+    _wrap_cleanup,
+    _wrap_close,
+    _wrap_connect,
+    _wrap_connection_lost,
+    _wrap_get,
+    _wrap_release,
+)
 from ._read import _wrap_data_received, _wrap_read
 from ._write import (
     _wrap_send_headers,
@@ -52,6 +59,9 @@ _PATCHES: list[tuple[Any, str, Wrapper]] = [
     (ClientSession, "_request", _wrap_request),
     (BaseConnector, "connect", _wrap_connect),
     (BaseConnector, "_release", _wrap_release),
+    (BaseConnector, "_get", _wrap_get),
+    (BaseConnector, "_cleanup", _wrap_cleanup),
+    (BaseConnector, "_close", _wrap_close),
     (TCPConnector, "_resolve_host", _wrap_resolve_host),
     (aiohappyeyeballs.impl, "_connect_sock", _wrap_connect_sock),
     (TCPConnector, "_wrap_create_connection", _wrap_create),
@@ -118,9 +128,13 @@ def uninstall() -> None:
             setattr(owner, name, own)
     _originals.clear()
     # Requests still in flight keep no trace (nor its recorder) alive through us;
-    # connection records stay (they hold their connections weakly).
+    # connection records stay (they hold their connections weakly), without the
+    # last request each served (whose trace would hear its close).
     for requests in (_ACTIVE, _READING, _HANDSHAKING, _BY_REQUEST):
         requests.clear()
+    with _lock:
+        for record in list(_CONNS.values()):
+            record.last_request = None
 
 
 def installed() -> bool:

@@ -8,14 +8,39 @@ protocol, should_close=...)`` either appends ``(protocol, monotonic())`` to
 ``on_connection_reuseconn`` / ``on_connection_create_*`` but no signal naming the
 connection, none for its return to the pool, and they only exist for sessions the
 user built with our TraceConfig: hence the private wrappers.
+
+The ends (our ``body_closed``, ``request_done``, ``conn_closed``), from the places
+aiohttp 3.14 closes things, each read before it forgets why:
+
+- ``_release``: the response's body stream (kept from ``ResponseHandler.read``) is
+  at its end or not, and broke off with an error or with the one
+  ``ClientResponse._notify_content`` sets on an early release; the protocol's
+  ``_exception`` and ``_should_close`` say why ``protocol.should_close`` refused
+  the pool.
+- ``_get`` (a connection picked from the pool: each one before the one it returns
+  was closed, disconnected or past ``keepalive_timeout``), ``_cleanup`` (the
+  keep-alive timer closing the expired ones), ``_close`` (``session.close()``,
+  ``connector.close()``), ``connect`` (a dial that met a closed connector).
+- ``ResponseHandler.connection_lost``: a close nobody above saw: the server's end of
+  stream, a reset, a malformed response.
+
+aiohttp has no "too many idle connections" discard (``limit`` and
+``limit_per_host`` make requests wait; the idle pool is unbounded): ``pool_full``
+never arises.
 """
 
 from __future__ import annotations
 
+import asyncio
+import sys
 from collections.abc import Callable
 from typing import Any
 
-from ..trace import GotConnInfo, TracedRequest, current_chain
+import aiohttp
+from aiohttp.client_proto import ResponseHandler
+from aiohttp.client_reqrep import _CONNECTION_CLOSED_EXCEPTION as _RELEASED
+
+from ..trace import ConnCloseReason, GotConnInfo, TracedRequest, current_chain
 from ._core import (
     _ACTIVE,
     _BY_REQUEST,
@@ -81,6 +106,10 @@ def _wrap_connect(orig: Callable[..., Any]) -> Callable[..., Any]:
         token = _DIAL.set(slot)
         try:
             conn = await orig(self, req, traces, timeout)
+        except BaseException:
+            if self._closed:
+                _dialed_into_closed_connector(st)
+            raise
         finally:
             slot.value = None
             _DIAL.reset(token)
@@ -88,6 +117,15 @@ def _wrap_connect(orig: Callable[..., Any]) -> Callable[..., Any]:
         return conn
 
     return connect
+
+
+def _dialed_into_closed_connector(st: TracedRequest) -> None:
+    # connect(): a connection dialed while the connector was closed is closed again.
+    dialed = st.state.dialed
+    proto = None if dialed is None else dialed()
+    record = None if proto is None else _CONNS.get(proto)
+    if record is not None:
+        record.closed("client_closed")
 
 
 def _got_conn(st: TracedRequest, proto: Any, pooled: dict[Any, float]) -> None:
@@ -113,6 +151,7 @@ def _got_conn(st: TracedRequest, proto: Any, pooled: dict[Any, float]) -> None:
         record.served += 1
         record.active += 1
     st.connection = record
+    record.last_request = st  # whose trace hears conn_closed
     st.state.got_conn = True
     _ACTIVE[proto] = st
     st.fire(
@@ -126,14 +165,24 @@ def _wrap_release(orig: Callable[..., Any]) -> Callable[..., Any]:
         self: Any, key: Any, protocol: Any, *, should_close: bool = False
     ) -> None:
         st = _ACTIVE.pop(protocol, None)
+        if st is None:
+            orig(self, key, protocol, should_close=should_close)
+            return
+        # Read before aiohttp closes the protocol (close() forgets its error).
+        pending = protocol._exception
         orig(self, key, protocol, should_close=should_close)
-        if st is not None:
-            _released(st, self, key, protocol)
+        _released(st, self, key, protocol, pending)
 
     return _release
 
 
-def _released(st: TracedRequest, connector: Any, key: Any, protocol: Any) -> None:
+def _released(
+    st: TracedRequest,
+    connector: Any,
+    key: Any,
+    protocol: Any,
+    pending: BaseException | None,
+) -> None:
     """The attempt gave its connection back: to the idle pool, or closed."""
     _READING.pop(protocol, None)
     now = _now()
@@ -151,17 +200,173 @@ def _released(st: TracedRequest, connector: Any, key: Any, protocol: Any) -> Non
     # pool never refuses a kept-alive connection (its limits count connections in
     # use, not idle ones), so the err Go passes on a refusal never arises.
     conns = connector._conns.get(key)
-    if conns and conns[-1][0] is protocol:
+    pooled = bool(conns) and conns[-1][0] is protocol
+    if pooled:
         st.fire("put_idle_conn", None)
-    elif record is not None and record.closed_at is None and protocol.transport is None:
-        record.closed_at = now
+    _ended(st, pending)
+    if not pooled and record is not None and protocol.transport is None:
+        # aiohttp closed it on release (a closed connector closed it before).
+        reason, err = _release_close_reason(connector, protocol, pending)
+        record.closed(reason, err)
+
+
+def _ended(st: TracedRequest, pending: BaseException | None) -> None:
+    """The end of an attempt whose connection was released (see docs/aiohttp.md)."""
+    payload = st.state.payload
+    if payload is None:
+        # Released before a final response head: aiohttp cleaning up a failure (the
+        # call raises, or aiohttp retries on a new connection). The call's end
+        # reports it, with the error the caller saw (`_call._end_call`).
+        if st.state.fail is None:
+            st.state.fail = pending if pending is not None else _handled()
+        return
+    err = st.state.fail
+    if err is None and st.hook_errors and st.returned_at is None:
+        err = st.hook_errors[0]  # the call will raise it
+    read_to_end = payload.is_eof()
+    if err is None and not read_to_end:
+        err = _body_error(payload)
+        if err is None:
+            err = _handled(_READ_ERRORS)
+    st.body_closed(read_to_end=read_to_end, err=err)
+
+
+#: The errors that, raised through a response's release while its body was not read
+#: to its end, broke off the read (any other exception is the caller's own business:
+#: the response was closed early).
+_READ_ERRORS = (
+    asyncio.CancelledError,
+    asyncio.TimeoutError,
+    TimeoutError,
+    aiohttp.ClientConnectionError,
+    aiohttp.ClientPayloadError,
+)
+
+
+def _handled(kinds: Any = BaseException) -> BaseException | None:
+    """The exception being handled where aiohttp releases the connection (its
+    ``except BaseException: conn.close(); raise``, or an ``async with`` exited by an
+    exception), if it is one of ``kinds``."""
+    exc = sys.exc_info()[1]
+    return exc if isinstance(exc, kinds) else None
+
+
+def _body_error(payload: Any) -> BaseException | None:
+    """The error the body stream broke off with; not the one aiohttp sets on it
+    when the response is released early (``ClientResponse._notify_content``)."""
+    exc = payload.exception()
+    return None if exc is None or exc is _RELEASED else exc
+
+
+def _release_close_reason(
+    connector: Any, protocol: Any, pending: BaseException | None
+) -> tuple[ConnCloseReason, BaseException | None]:
+    """Why aiohttp's ``_release`` closed the connection instead of pooling it:
+    ``force_close or should_close or protocol.should_close`` (the last one: an
+    error, a body not at its end, ``Connection: close``, an unread response)."""
+    if pending is not None:
+        if isinstance(pending, (asyncio.TimeoutError, TimeoutError)):
+            return "client", pending  # sock_read timeout: aiohttp gave up on it
+        return "protocol_error", pending  # e.g. a malformed response
+    if connector._force_close:
+        # force_close=True: the client keeps no connection (it asks the server for
+        # Connection: close too, which the server then answers with).
+        return "client", None
+    if protocol._should_close:
+        return "server", None  # Connection: close (or an HTTP/1.0 response)
+    # The body not read to its end, resp.close(), a cancelled or failed attempt (a
+    # response left unread behind an aborting got_1xx_response hook).
+    return "client", None
+
+
+def _wrap_get(orig: Callable[..., Any]) -> Callable[..., Any]:
+    def _get(self: Any, key: Any, traces: Any) -> Any:
+        conns = self._conns.get(key)
+        if conns:
+            # The cheap case: the oldest idle connection is fit (aiohttp's own test
+            # of it, read ahead), so _get closes nothing.
+            proto, t0 = conns[0]
+            timeout = self._keepalive_timeout
+            if not proto.is_connected() or (
+                timeout is not None and _now() - t0 > timeout
+            ):
+                return traced(self, key, traces, tuple(conns))
+        return orig(self, key, traces)
+
+    async def traced(self: Any, key: Any, traces: Any, before: Any) -> Any:
+        conn = await orig(self, key, traces)
+        # _get takes the idle connections oldest first, closing each that is
+        # disconnected or past keepalive_timeout, until one is fit: those before it.
+        taken = None if conn is None else conn.protocol
+        for proto, t0 in before:
+            if proto is taken:
+                break
+            _pool_discarded(self, proto, t0)
+        return conn
+
+    return _get
+
+
+def _wrap_cleanup(orig: Callable[..., Any]) -> Callable[..., Any]:
+    def _cleanup(self: Any) -> None:
+        before = [e for conns in self._conns.values() for e in conns]
+        orig(self)
+        for proto, t0 in before:
+            if proto.transport is None:
+                _pool_discarded(self, proto, t0)
+
+    return _cleanup
+
+
+def _pool_discarded(connector: Any, proto: Any, t0: float) -> None:
+    """The pool closed an idle connection: expired, or found disconnected (the
+    latter is normally recorded already, by ``connection_lost``)."""
+    record = _CONNS.get(proto)
+    if record is None or record.close_reason is not None:
+        return
+    timeout = connector._keepalive_timeout
+    expired = timeout is not None and _now() - t0 > timeout
+    record.closed("idle_expired" if expired else "server")
+
+
+def _wrap_close(orig: Callable[..., Any]) -> Callable[..., Any]:
+    def _close(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if self._closed or not _CONNS:
+            return orig(self, *args, **kwargs)
+        protos = [p for conns in self._conns.values() for p, _ in conns]
+        protos += [p for p in self._acquired if isinstance(p, ResponseHandler)]
+        try:
+            return orig(self, *args, **kwargs)
+        finally:
+            for proto in protos:
+                record = _CONNS.get(proto)
+                if record is not None and proto.transport is None:  # it did close
+                    record.closed("client_closed")
+
+    return _close
 
 
 def _wrap_connection_lost(orig: Callable[..., Any]) -> Callable[..., Any]:
     def connection_lost(self: Any, exc: BaseException | None) -> None:
-        orig(self, exc)
         record = _CONNS.get(self)
-        if record is not None and record.closed_at is None:
-            record.closed_at = _now()
+        if record is None or record.close_reason is not None:
+            orig(self, exc)
+            return
+        # aiohttp's own close() forgets the transport (and the error) at once; a
+        # transport that closed by itself (the peer's end, a reset, a parse error
+        # aiohttp closed the transport for) still has it here.
+        ours = self.transport is None
+        pending = self._exception
+        orig(self, exc)
+        if exc is not None:
+            record.closed("protocol_error", exc)  # a reset, a failed read or write
+        elif pending is not None and not isinstance(
+            pending, (asyncio.TimeoutError, TimeoutError)
+        ):
+            record.closed("protocol_error", pending)
+        elif ours:
+            record.closed("client")  # closed by aiohttp on a path not seen above
+        else:
+            record.closed("server")  # the server closed it (end of stream)
 
     return connection_lost

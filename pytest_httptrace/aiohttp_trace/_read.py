@@ -44,6 +44,7 @@ def _wrap_read(orig: Callable[..., Any]) -> Callable[..., Any]:
             _interim(st, code, message.headers)
         else:
             st.status = code
+            st.state.payload = item[1]
             if st.state.expect_continue and not st.state.got_100:
                 st.state.body_withheld = True
         return item
