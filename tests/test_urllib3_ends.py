@@ -16,7 +16,7 @@ import urllib3
 from http1_driver import CLIENTS, Driver
 
 from pytest_httptrace import ClientTrace, Recorder, with_client_trace
-from pytest_httptrace.raw_server import Close, ReadBody, ReadHead, Reset, Send
+from pytest_httptrace.raw_server import Close, ReadBody, ReadHead, Reset, Send, Sleep
 from pytest_httptrace.recorder import ConnectionRecord, RequestRecord
 from pytest_httptrace.trace import RequestAbortedByHook
 
@@ -120,6 +120,20 @@ def test_connection_close_from_the_server(
     assert conn_of(after) is not conn_of(closing)
 
 
+def test_conn_closed_goes_to_the_last_request_it_served(
+    client: Driver, httptrace_recorder: Recorder
+) -> None:
+    client.get("/")
+    heard = Heard()
+    with with_client_trace(heard.trace):
+        client.get("/close")  # the same connection, reused
+    first, last = httptrace_recorder.requests
+    assert conn_of(first) is conn_of(last)
+    assert [e.hook for e in first.ends] == ["body_closed", "request_done"]
+    assert ends(last)[-1] == ("conn_closed", "server")
+    assert heard.summary()[-1] == ("conn_closed", "server")
+
+
 def test_stream_closed_before_the_end(
     client: Driver, httptrace_recorder: Recorder
 ) -> None:
@@ -154,25 +168,56 @@ def test_stream_read_to_the_end_then_closed(
 
 
 def test_released_unread_then_dropped_is_the_clients(
-    httptrace_server: Any, httptrace_recorder: Recorder
+    httptrace_raw_http_server: Any, httptrace_recorder: Recorder
 ) -> None:
-    """``release_conn()`` before the end pools the connection with the rest of the
-    body unread: the next checkout finds it readable and closes it, or (the bytes
-    not in yet) http.client refuses to use it (``ResponseNotReady``), urllib3 closes
-    it and retries. Either way the client is why, and the released request ended
-    early."""
-    with Driver("urllib3", httptrace_server, retries=urllib3.Retry(1)) as driver:
-        streamed = driver.stream("/bytes/100000")
+    """``release_conn()`` before the end pools the connection with the body still
+    to come: when it is in, the next checkout finds the socket readable and closes
+    it (``is_connection_dropped``). The client is why, not the server, and the
+    released request ended early."""
+    raw = httptrace_raw_http_server
+    head = Send(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n")
+    raw.script([ReadHead(), head, Sleep(0.05), Send(b"0123456789")], [ReadHead(), OK])
+    with Driver("urllib3", raw) as driver:
+        streamed = driver.stream("/")
         streamed.release_conn()
         (released,) = httptrace_recorder.requests
         assert released.outcome == "closed_early"
         assert conn_of(released).close_reason is None  # in the pool, for now
-        assert driver.get("/").body == b"hello"
+        raw.wait(1)  # the body is in the socket
+        assert driver.get("/").body == b"fine"
         streamed.close()
-    released, *_, after = httptrace_recorder.requests
+    released, after = httptrace_recorder.requests
     assert conn_of(released).close_reason == "client"
-    assert conn_of(after) is not conn_of(released)
-    assert after.outcome == "complete"
+    closed_at = conn_of(released).closed_at
+    assert closed_at is not None  # at the checkout, before the new dial:
+    assert after.getcall("get_conn").time <= closed_at
+    assert closed_at <= after.getcall("connect_start").time
+    assert "connect_start" in after.hooks and after.outcome == "complete"
+
+
+def test_released_unread_and_reused_is_the_clients(
+    httptrace_raw_http_server: Any, httptrace_recorder: Recorder
+) -> None:
+    """The whole response came in one segment, so http.client's buffer holds the
+    unread body and the socket looks idle: urllib3 reuses the connection, http.client
+    refuses it (``ResponseNotReady``: the last response is still open), urllib3
+    closes it and retries on a new one. The client is why."""
+    raw = httptrace_raw_http_server
+    whole = Send(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n0123456789")
+    raw.script([ReadHead(), whole], [ReadHead(), OK])
+    with Driver("urllib3", raw, retries=urllib3.Retry(1)) as driver:
+        streamed = driver.stream("/")
+        raw.wait(1)
+        streamed.release_conn()  # unread
+        assert driver.get("/").body == b"fine"
+        streamed.close()
+    released, refused, after = httptrace_recorder.requests
+    assert released.outcome == "closed_early"
+    assert conn_of(refused) is conn_of(released)
+    assert refused.outcome == "failed"
+    assert isinstance(conn_of(released).close_error, http.client.ResponseNotReady)
+    assert conn_of(released).close_reason == "client"
+    assert after.outcome == "complete" and conn_of(after) is not conn_of(released)
 
 
 def test_drain_conn_reads_to_the_end(
@@ -391,7 +436,10 @@ def test_stale_keep_alive_found_at_checkout_is_the_servers(
         assert conn_of(first).close_reason == "server", kind
         # Heard by the trace of the request it last served, when urllib3 found out.
         assert heard.summary()[-1] == ("conn_closed", "server")
-        assert conn_of(first).closed_at <= second.getcall("got_conn").time  # type: ignore[operator]
+        closed_at = conn_of(first).closed_at
+        assert closed_at is not None
+        assert second.getcall("get_conn").time <= closed_at
+        assert closed_at <= second.getcall("connect_start").time
 
 
 @pytest.mark.parametrize("kind", CLIENTS)
@@ -432,6 +480,29 @@ def test_no_connection_at_all_fails(
     assert isinstance(
         starved.getcall("request_done").args["err"], urllib3.exceptions.EmptyPoolError
     )
+
+
+@pytest.mark.parametrize("kind", CLIENTS)
+def test_failed_handshake_closes_for_a_protocol_error(
+    kind: str, httptrace_server: Any, httptrace_recorder: Recorder
+) -> None:
+    """The connection never got to serve the request (no got_conn): the request
+    that dialed it hears it close."""
+    heard = Heard()
+    with (
+        Driver(kind, httptrace_server, trusted=False) as driver,
+        with_client_trace(heard.trace),
+        pytest.raises(driver.error),
+    ):
+        driver.get("/")
+    (refused,) = httptrace_recorder.requests
+    assert refused.got_conn is None and refused.outcome == "failed"
+    assert conn_of(refused).close_reason == "protocol_error"
+    assert "CERTIFICATE_VERIFY_FAILED" in repr(conn_of(refused).close_error)
+    assert heard.summary() == [
+        ("request_done", "failed"),
+        ("conn_closed", "protocol_error"),
+    ]
 
 
 def test_connection_refused_fails(httptrace_recorder: Recorder) -> None:
