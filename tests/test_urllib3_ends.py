@@ -8,6 +8,7 @@ from __future__ import annotations
 import gc
 import http.client
 import socket
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -319,6 +320,19 @@ def test_closing_the_client_closes_its_idle_connections(
     assert ends(request)[-1] == ("conn_closed", "client_closed")
 
 
+def test_returned_to_a_closed_pool(
+    httptrace_server: Any, httptrace_recorder: Recorder
+) -> None:
+    with Driver("urllib3", httptrace_server) as driver:
+        response = driver.stream("/bytes/10")
+        for key in list(driver.pool.pools.keys()):
+            driver.pool.pools[key].close()
+        assert response.read() == b"0123456789"  # read to its end: released
+    (request,) = httptrace_recorder.requests
+    assert request.outcome == "complete"
+    assert conn_of(request).close_reason == "client_closed"
+
+
 # -- failures ------------------------------------------------------------------
 
 
@@ -543,3 +557,11 @@ def test_leak_has_no_end(client: Driver, httptrace_recorder: Recorder) -> None:
     gc.collect()
     assert leaked.outcome is None
     assert conn_of(leaked).close_reason == "client"
+
+
+def test_the_docs_example_passes(pytester: pytest.Pytester) -> None:
+    page = (Path(__file__).parents[1] / "docs" / "urllib3.md").read_text()
+    example = page.split("<!-- ends-example -->\n```python\n", 1)[1].split("```", 1)[0]
+    pytester.makepyfile(example)
+    result = pytester.runpytest("-p", "httptrace", "-W", "error")
+    result.assert_outcomes(passed=1)
