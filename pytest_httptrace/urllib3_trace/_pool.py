@@ -41,6 +41,7 @@ from ._state import (
     _BOUND,
     _CONNS,
     _CURRENT,
+    _RELEASED_UNREAD,
     IdlePoolClosed,
     RequestAbortedByHook,
     TooManyIdleConnections,
@@ -157,6 +158,9 @@ def _put_conn(orig: Callable[..., Any]) -> Callable[..., Any]:
             _released(st, now, read_to_end=not unread, err=None)
             if conn.sock is None:
                 _closed(conn, why)
+            elif unread:
+                with _lock:
+                    _RELEASED_UNREAD.add(conn)
 
     return put_conn
 
@@ -166,6 +170,7 @@ def _closed(
 ) -> None:
     with _lock:
         record = _CONNS.pop(conn, None)
+        _RELEASED_UNREAD.discard(conn)
     if record is not None:
         record.closed(reason, err)
 
@@ -183,12 +188,9 @@ def _error_reason(err: BaseException) -> ConnCloseReason:
 def _idle_reason(conn: Any) -> ConnCloseReason:
     """Why urllib3 closes a connection nobody has checked out."""
     if getattr(closing, "during", None) == "checkout":
-        with _lock:
-            record = _CONNS.get(conn)
-        last = None if record is None else record.last_request
         # is_connection_dropped: a socket that is readable (or closed). Bytes left
         # of a body released unread make it so too: then the client is why.
-        return "client" if last is not None and last.read_to_end is False else "server"
+        return "client" if conn in _RELEASED_UNREAD else "server"
     return "client_closed"
 
 

@@ -113,6 +113,11 @@ _CONNS: weakref.WeakKeyDictionary[object, TracedConnection] = (
 #: back into the pool or closed, which may be after the call returned).
 _BOUND: weakref.WeakKeyDictionary[object, TracedRequest] = weakref.WeakKeyDictionary()
 
+#: Connections urllib3 pooled with a response released before its end (the rest of
+#: the body is still in the socket, or in http.client's buffer): why the next
+#: checkout finds one readable, or http.client refuses it.
+_RELEASED_UNREAD: weakref.WeakSet[object] = weakref.WeakSet()
+
 #: What this thread is doing with a pool while urllib3 may close an idle connection
 #: (``closing.during``): ``"checkout"`` (``_get_conn`` drops a connection it finds
 #: dropped), ``"put"`` (``_put_conn`` closes what it cannot keep), else None (a pool
@@ -157,6 +162,8 @@ def _got_conn(st: TracedRequest, conn: Any, *, fresh: bool) -> None:
         record.served += 1
         record.active += 1
         record.last_request = st
+        if _RELEASED_UNREAD:  # reused after all: its body no longer in the way
+            _RELEASED_UNREAD.discard(conn)
     st.connection = record
     if "got_conn" in st.wanted:
         st.fire(
