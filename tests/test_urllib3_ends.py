@@ -416,6 +416,46 @@ def test_read_timeout(
     assert conn_of(timed_out).close_error is err
 
 
+@pytest.mark.parametrize("kind", CLIENTS)
+def test_read_timeout_in_the_body(
+    kind: str, httptrace_raw_http_server: Any, httptrace_recorder: Recorder
+) -> None:
+    """The head arrives, the body does not: the read times out while the body is
+    read (urllib3 preloads it inside urlopen; requests reads it after urlopen
+    returned, and urllib3 closes the connection as the error passes)."""
+    raw = httptrace_raw_http_server
+    head = Send(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n")
+    raw.script([ReadHead(), head, Sleep(1.0), Send(b"0123456789")])
+    with Driver(kind, raw) as driver, pytest.raises(driver.error):
+        if kind == "requests":
+            driver.session.get(driver.url("/"), timeout=0.2)
+        else:
+            driver.pool.request("GET", driver.url("/"), timeout=0.2)
+    (timed_out,) = httptrace_recorder.requests
+    assert timed_out.status == 200 and timed_out.outcome == "failed"
+    closed = timed_out.getcall("body_closed").args
+    assert closed["read_to_end"] is False
+    assert isinstance(closed["err"], urllib3.exceptions.ReadTimeoutError)
+    assert conn_of(timed_out).close_reason == "protocol_error"
+    assert conn_of(timed_out).close_error is closed["err"]
+
+
+def test_pool_full_through_requests(
+    httptrace_server: Any, httptrace_recorder: Recorder
+) -> None:
+    with Driver("requests", httptrace_server) as driver:
+        adapter = requests.adapters.HTTPAdapter(pool_maxsize=1)
+        driver.session.mount("https://", adapter)
+        a = driver.stream("/bytes/10")
+        b = driver.stream("/bytes/10")  # a second connection
+        assert driver.read_stream(a) == b"0123456789"
+        assert driver.read_stream(b) == b"0123456789"  # the pool is full
+        first, second = httptrace_recorder.requests
+        assert [first.outcome, second.outcome] == ["complete", "complete"]
+        assert conn_of(second).close_reason == "pool_full"
+        adapter.close()
+
+
 def test_each_failed_retry_attempt_ends(
     httptrace_raw_http_server: Any, httptrace_recorder: Recorder
 ) -> None:
