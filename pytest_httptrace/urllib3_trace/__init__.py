@@ -14,9 +14,12 @@ patched                                          hooks it drives
 ``requests.Session.send``, ``PoolManager`` /     the call: returned, hook errors
 ``ProxyManager.urlopen``                         raised from it
 ``HTTPConnectionPool.urlopen``                   one request record per attempt
-                                                 (retries, redirect hops)
-``HTTPConnectionPool._get_conn``                 ``get_conn``; ``got_conn`` (pooled)
-``HTTPConnectionPool._put_conn``                 ``put_idle_conn``
+                                                 (retries, redirect hops); a failed
+                                                 one's ``request_done``
+``HTTPConnectionPool._get_conn``                 ``get_conn``; ``got_conn`` (pooled);
+                                                 why a dropped one closes
+``HTTPConnectionPool._put_conn``                 ``put_idle_conn``; ``body_closed``,
+                                                 ``request_done``; a full pool's close
 ``urllib3.util.connection.create_connection``    ``dns_*``, ``connect_*`` per address,
                                                  ``tls_handshake_start``
 ``HTTPConnection/HTTPSConnection.connect``       ``tls_handshake_done``, ``got_conn``
@@ -26,7 +29,10 @@ patched                                          hooks it drives
 ``HTTPConnection.request``                       ``wrote_request``
 ``HTTPConnection.getresponse``,                  ``got_first_response_byte``, a
 ``http.client.HTTPResponse._read_status``        skipped ``100``, the status
-``HTTPConnection.close``                         connection closed, response released
+``HTTPConnection.close``                         ``conn_closed`` (why: who closed it),
+                                                 the request's end if it held it
+``urllib3.response.HTTPResponse.close``          closed before the body's end, or by
+                                                 the garbage collector (a leak)
 ===============================================  =====================================
 
 Nothing here changes what urllib3 sends or how its pool behaves: each wrapper

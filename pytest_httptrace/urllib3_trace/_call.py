@@ -97,8 +97,12 @@ def _urlopen(orig: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return orig(self, method, url, *args, **kw)
         except BaseException as exc:
-            if st.error is None and st.state.successor is None:
-                st.error = exc
+            if st.state.successor is None:
+                if st.error is None:
+                    st.error = exc
+                # Ended before its connection was closed or put back (no
+                # connection at all, say): it failed here (once only).
+                st.done("failed", st.error)
             raise
         finally:
             _CURRENT.reset(token)

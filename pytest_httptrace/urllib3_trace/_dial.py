@@ -74,6 +74,7 @@ def _create_connection(
 def _connected(st: TracedRequest, sock: socket.socket) -> None:
     record = _new_record(st.state.conn)
     st.connection = record
+    record.last_request = st  # whose trace hears of it closing (a failed handshake)
     record.opened_at = _now()
     try:
         local, peer = sock.getsockname(), sock.getpeername()

@@ -63,6 +63,7 @@ class _State:
         "successor",
         "tls_expected",
         "tls_started",
+        "unread",
     )
 
     def __init__(self, pool: Any) -> None:
@@ -85,6 +86,9 @@ class _State:
         """The garbage collector closed the response: nobody released it."""
         self.successor: TracedRequest | None = None
         """The attempt urllib3 made next from inside this one (retry, redirect)."""
+        self.unread: bool | None = None
+        """Whether the body was unread when its user closed the response (urllib3's
+        ``HTTPResponse.close``, requests' ``Response.close``); None: not closed so."""
 
 
 # -- per-context state ----------------------------------------------------------------
@@ -108,6 +112,17 @@ _CONNS: weakref.WeakKeyDictionary[object, TracedConnection] = (
 #: urllib3 HTTPConnection -> the attempt that has it checked out (until it is put
 #: back into the pool or closed, which may be after the call returned).
 _BOUND: weakref.WeakKeyDictionary[object, TracedRequest] = weakref.WeakKeyDictionary()
+
+#: Connections urllib3 pooled with a response released before its end (the rest of
+#: the body is still in the socket, or in http.client's buffer): why the next
+#: checkout finds one readable, or http.client refuses it.
+_RELEASED_UNREAD: weakref.WeakSet[object] = weakref.WeakSet()
+
+#: What this thread is doing with a pool while urllib3 may close an idle connection
+#: (``closing.during``): ``"checkout"`` (``_get_conn`` drops a connection it finds
+#: dropped), ``"put"`` (``_put_conn`` closes what it cannot keep), else None (a pool
+#: closed, its pool manager cleared, or collected).
+closing = threading.local()
 
 
 def _now() -> float:
@@ -146,6 +161,9 @@ def _got_conn(st: TracedRequest, conn: Any, *, fresh: bool) -> None:
         )
         record.served += 1
         record.active += 1
+        record.last_request = st
+        if _RELEASED_UNREAD:  # reused after all: its body no longer in the way
+            _RELEASED_UNREAD.discard(conn)
     st.connection = record
     if "got_conn" in st.wanted:
         st.fire(
@@ -173,8 +191,12 @@ def _flush_fields(st: TracedRequest) -> None:
         )
 
 
-def _released(st: TracedRequest, now: float) -> None:
-    """The attempt's response is done with its connection (kept or not)."""
+def _released(
+    st: TracedRequest, now: float, *, read_to_end: bool, err: BaseException | None
+) -> None:
+    """The attempt's response is done with its connection (kept or not): when, and
+    how its lifecycle ended (``body_closed``/``request_done``, or failed with
+    ``err``; a failure before any response has no body to close)."""
     if st.closed_at is None:
         st.closed_at = now
     record = st.connection
@@ -183,6 +205,10 @@ def _released(st: TracedRequest, now: float) -> None:
             record.active = max(0, record.active - 1)
             if record.active == 0:
                 record.idle_since = now
+    if err is not None and st.status is None:
+        st.done("failed", err)
+    else:
+        st.body_closed(read_to_end=read_to_end and err is None, err=err)
     st.state.http_response = None  # a record must not keep the body
     st.state.conn = None
 
