@@ -136,7 +136,9 @@ class ConnectionRecord:
 
     @property
     def close_error(self) -> BaseException | None:
-        """The error it was closed for (``protocol_error``), if any."""
+        """The error it was closed for, if any (always set for ``protocol_error``;
+        a source may give one for other reasons too: a timeout the client gave up
+        on)."""
         return self._traced.close_error
 
 
@@ -237,8 +239,14 @@ class RequestRecord:
 
     @property
     def error(self) -> BaseException | None:
-        """The exception the request raised, if any."""
-        return None if self._traced is None else self._traced.error
+        """The exception the request raised, if any (for an attempt that failed
+        and was retried, the error it failed with: `request_done`'s)."""
+        traced = self._traced
+        if traced is None:
+            return None
+        if traced.error is None and traced.outcome == "failed":
+            return traced.done_error
+        return traced.error
 
     @property
     def started_at(self) -> float | None:
@@ -272,7 +280,10 @@ class RequestRecord:
 
         Not in `events` (which are Go's hooks, as recorded): they are derived, when
         read, from what the source kept on the request and its connection, so they
-        carry no thread or task (``thread == ""``).
+        carry no thread or task (``thread == ""``). Live, every source fires them
+        in this order after Go's last hook: ``body_closed``, ``request_done``,
+        ``conn_closed``; for a failure, the connection may be lost (and
+        ``conn_closed`` come) before the call ends with ``request_done``.
         """
         traced = self._traced
         if traced is None:

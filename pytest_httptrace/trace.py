@@ -96,14 +96,15 @@ RequestOutcome = Literal["complete", "closed_early", "failed"]
 
 #: Why a connection was closed (`ConnClosedInfo.reason`), with what each means.
 CONN_CLOSE_REASONS: dict[str, str] = {
-    "client": "the client closed it after a response it could not keep the "
-    "connection for (a body not read to the end, an aborted request)",
-    "server": "the server closed it or asked to (Connection: close, GOAWAY, end "
-    "of stream seen by the client)",
+    "client": "the client closed it: it could not keep it after the response (a "
+    "body not read to the end, an aborted, cancelled or timed-out request) or keeps "
+    "none (keep-alive turned off)",
+    "server": "the server closed it cleanly or asked to (Connection: close, GOAWAY, "
+    "the end of the stream before or between responses)",
     "idle_expired": "it sat idle in the pool past the client's keep-alive expiry",
     "pool_full": "the pool discarded it: too many idle connections",
-    "protocol_error": "a protocol or transport error on it (a reset, a malformed "
-    "response, a failed read or write)",
+    "protocol_error": "an error on it: a reset, a malformed or truncated response, "
+    "a failed read or write (the error is given)",
     "client_closed": "the client (or its pool) was closed",
 }
 ConnCloseReason = Literal[
@@ -261,6 +262,19 @@ class RequestAbortedByHook(Exception):
     """
 
 
+def add_note(exc: BaseException, note: str) -> None:
+    """``exc.add_note(note)`` (Python 3.11+); on 3.10, the same ``__notes__`` list,
+    which tracebacks there do not print but code reading notes finds."""
+    if sys.version_info >= (3, 11):
+        exc.add_note(note)
+        return
+    notes = getattr(exc, "__notes__", None)  # pragma: no cover - Python 3.10
+    if not isinstance(notes, list):  # pragma: no cover
+        notes = []
+        exc.__notes__ = notes
+    notes.append(note)  # pragma: no cover
+
+
 # -- ClientTrace --------------------------------------------------------------------
 
 Hook = Callable[..., Any]
@@ -398,7 +412,7 @@ def _chain(first: Hook, second: Hook) -> Hook:
             try:
                 second(*args)
             except BaseException as other:
-                exc.add_note(f"the outer trace's hook raised too: {other!r}")
+                add_note(exc, f"the outer trace's hook raised too: {other!r}")
             raise
         second(*args)
 
@@ -671,7 +685,7 @@ class TracedConnection:
             try:
                 hook(info)
             except Exception as exc:
-                exc.add_note("raised by the ClientTrace.conn_closed hook")
+                add_note(exc, "raised by the ClientTrace.conn_closed hook")
                 sys.unraisablehook(
                     _Unraisable(exc, "Exception in ClientTrace.conn_closed hook")
                 )
@@ -833,15 +847,15 @@ class TracedRequest:
                     if first_error is None:
                         first_error = exc
                     else:
-                        first_error.add_note(f"another trace's {hook} raised {exc!r}")
+                        add_note(first_error, f"another trace's {hook} raised {exc!r}")
             if first_error is not None:
                 raise first_error
         finally:
             _dispatch_local.current = previous
 
     def _keep(self, hook: str, exc: BaseException) -> None:
-        exc.add_note(
-            f"raised by the ClientTrace.{hook} hook of {self.method} {self.url}"
+        add_note(
+            exc, f"raised by the ClientTrace.{hook} hook of {self.method} {self.url}"
         )
         if self.returned:
             sys.unraisablehook(

@@ -35,6 +35,7 @@ from http.client import ImproperConnectionState, RemoteDisconnected
 from typing import Any
 
 from urllib3.exceptions import FullPoolError
+from urllib3.exceptions import TimeoutError as Urllib3Timeout
 
 from ..trace import ConnCloseReason, TracedRequest
 from ._state import (
@@ -182,6 +183,8 @@ def _error_reason(err: BaseException) -> ConnCloseReason:
         return "client"
     if isinstance(err, RemoteDisconnected):
         return "server"  # closed before any byte of the response (often stale)
+    if isinstance(err, (TimeoutError, Urllib3Timeout)):
+        return "client"  # a read that timed out: the client gave up on it
     return "protocol_error"
 
 
