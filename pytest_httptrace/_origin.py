@@ -63,9 +63,28 @@ def _kind(filename: str, top: str, internal: frozenset[str]) -> int:
     return _USER
 
 
-#: (code object, internal modules) -> (kind, top-level package): a frame's kind
-#: depends on its code alone, so each code is classified once.
-_kinds: dict[tuple[CodeType, frozenset[str]], tuple[int, str]] = {}
+#: internal modules -> {id(code): (kind, top-level package, code)}: a frame's kind
+#: depends on its code alone, so each code is classified once. Keyed by ``id``:
+#: hashing a code object hashes its contents (the recorder's most expensive step
+#: per request, once); the code is kept in the value, so its id is not reused.
+_kinds: dict[frozenset[str], dict[int, tuple[int, str, CodeType]]] = {}
+
+#: (id(code), instruction offset) -> (code, "file:line"): a call site's text, made
+#: once (a frame's line number is decoded from the code's line table each time).
+_sites: dict[tuple[int, int], tuple[CodeType, str]] = {}
+
+
+def _site(frame: FrameType) -> str:
+    code = frame.f_code
+    key = (id(code), frame.f_lasti)
+    known = _sites.get(key)
+    if known is not None and known[0] is code:
+        return known[1]
+    text = f"{code.co_filename}:{frame.f_lineno}"
+    if len(_sites) >= 4096:
+        _sites.clear()
+    _sites[key] = (code, text)
+    return text
 
 
 def user_origin(
@@ -79,26 +98,30 @@ def user_origin(
     and this plugin is the origin.
     """
     internal = sources.internal_modules(source)
+    kinds = _kinds.get(internal)
+    if kinds is None:
+        kinds = _kinds[internal] = {}
     frame: FrameType | None = sys._getframe(skip + 1)
     via: list[str] = []
     fallback: str | None = None
     while frame is not None:
         code = frame.f_code
-        known = _kinds.get((code, internal))
-        if known is None:
+        known = kinds.get(id(code))
+        if known is None or known[2] is not code:
             top = frame.f_globals.get("__name__", "").partition(".")[0]
-            known = _kinds[(code, internal)] = (
+            known = kinds[id(code)] = (
                 _kind(code.co_filename, top, internal),
                 top,
+                code,
             )
-        kind, top = known
+        kind = known[0]
         if kind == _USER:
             # Outermost first, each package where it was entered first from outside.
-            outermost = tuple(dict.fromkeys(reversed(via)))
-            return f"{frame.f_code.co_filename}:{frame.f_lineno}", outermost
+            outermost = tuple(dict.fromkeys(reversed(via))) if via else ()
+            return _site(frame), outermost
         if kind == _THIRD:
             if fallback is None:
-                fallback = f"{frame.f_code.co_filename}:{frame.f_lineno}"
-            via.append(top)
+                fallback = _site(frame)
+            via.append(known[1])
         frame = frame.f_back
     return fallback, ()

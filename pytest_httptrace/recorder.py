@@ -44,7 +44,6 @@ from .trace import (
     TLSConnectionState,
     TracedConnection,
     TracedRequest,
-    current_task_name,
     dispatching,
     register_global,
     unregister_global,
@@ -427,10 +426,13 @@ class Recorder(Sequence[RequestRecord]):
         self._lock = threading.Lock()
         self._requests: list[RequestRecord] = []
         self._events: list[Event] = []
-        #: Hook calls as recorded, on the request's path: plain tuples, turned into
-        #: `Event` objects (``_events``) only when something reads them.
-        self._raw: list[tuple[Any, ...]] = []
-        self._built = 0  # how many of `_raw` are in `_events`
+        #: Hook calls as recorded, on the request's path: `_STRIDE` items each
+        #: (request, hook, time, thread, task, after return, args), one flat list
+        #: (no tuple per call for the garbage collector to walk), turned into
+        #: `Event` objects (``_events``) only when something reads them. A list's
+        #: ``+=`` of a tuple is one step under the GIL: entries never interleave.
+        self._raw: list[Any] = []
+        self._built = 0  # how many items of `_raw` are in `_events`
         self._by_traced: dict[int, RequestRecord] = {}
         self._connections: dict[int, ConnectionRecord] = {}
         self._recording = False
@@ -484,8 +486,7 @@ class Recorder(Sequence[RequestRecord]):
             return
         traced = dispatching()
         if traced is None:  # a hook called by hand, outside any request
-            entry = (None, hook, time.monotonic(), _thread_name(), _task(), False, args)
-            self._raw.append(entry)
+            self._raw += (None, hook, _monotonic(), _thread(), _task_now(), False, args)
             return
         request = self._by_traced.get(traced.id)
         if request is None or (
@@ -495,16 +496,14 @@ class Recorder(Sequence[RequestRecord]):
         if request._last_seq == traced.seq:
             return  # the same dispatch reached this recorder twice
         request._last_seq = traced.seq
-        self._raw.append(
-            (
-                request,
-                hook,
-                time.monotonic(),
-                _thread_name(),
-                _task(),
-                traced.returned_at is not None,
-                args,
-            )
+        self._raw += (
+            request,
+            hook,
+            _monotonic(),
+            _thread(),
+            _task_now(),
+            traced.returned_at is not None,
+            args,
         )
 
     def _on(self, traced: TracedRequest, hook: HookName, args: tuple[Any, ...]) -> None:
@@ -521,16 +520,14 @@ class Recorder(Sequence[RequestRecord]):
         if request._last_seq == traced.seq:
             return  # the same dispatch reached this recorder twice
         request._last_seq = traced.seq
-        self._raw.append(
-            (
-                request,
-                hook,
-                _monotonic(),
-                _thread(),
-                _task_now(),
-                traced.returned_at is not None,
-                args,
-            )
+        self._raw += (
+            request,
+            hook,
+            _monotonic(),
+            _thread(),
+            _task_now(),
+            traced.returned_at is not None,
+            args,
         )
 
     def _on_header_fields(self, traced: TracedRequest, fields: HeaderFields) -> None:
@@ -546,16 +543,14 @@ class Recorder(Sequence[RequestRecord]):
         if request._last_seq == traced.seq:
             return
         request._last_seq = traced.seq
-        self._raw.append(
-            (
-                request,
-                "wrote_header_field",
-                _monotonic(),
-                _thread(),
-                _task_now(),
-                traced.returned_at is not None,
-                _Fields(fields),
-            )
+        self._raw += (
+            request,
+            "wrote_header_field",
+            _monotonic(),
+            _thread(),
+            _task_now(),
+            traced.returned_at is not None,
+            _Fields(fields),
         )
 
     def _attach(self, traced: TracedRequest) -> RequestRecord:
@@ -576,8 +571,8 @@ class Recorder(Sequence[RequestRecord]):
             return
         with self._lock:
             end = len(raw)  # hooks on other threads may append meanwhile
-            for i in range(self._built, end):
-                request, hook, t, thread, task, after, args = raw[i]
+            for i in range(self._built, end, _STRIDE):
+                request, hook, t, thread, task, after, args = raw[i : i + _STRIDE]
                 # `_on` keeps the Thread (its name is read here, off the path)
                 name = thread if type(thread) is str else thread.name
                 if type(args) is _Fields:  # one entry for all the header fields
@@ -734,10 +729,7 @@ class Recorder(Sequence[RequestRecord]):
         return har_document([(title, self.all_requests)])
 
 
-def _thread_name() -> str:
-    return threading.current_thread().name
-
-
+_STRIDE = 7  # items per hook call in `Recorder._raw`
 _monotonic = time.monotonic
 _modules = sys.modules
 _get_ident = threading.get_ident
@@ -773,9 +765,6 @@ class _Fields:
     def fields(self) -> list[tuple[bytes, bytes]]:
         fields = self._fields
         return fields() if callable(fields) else fields
-
-
-_task = current_task_name
 
 
 def _event_args(hook: str, args: tuple[Any, ...]) -> dict[str, Any]:
