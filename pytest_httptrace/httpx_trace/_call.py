@@ -184,6 +184,7 @@ def _transport_flow(
         st.returned_at = returned
         hook_error = st.take_hook_error()
         if hook_error is not None:
+            st.done("failed", hook_error)
             yield _Close(response)
             raise hook_error
     return response
@@ -206,6 +207,7 @@ def _failed(
     s.attempt_returned_at = returned = now()
     if direct:
         st.returned_at = returned
+    st.done("failed", exc)
     return exc
 
 
@@ -254,6 +256,7 @@ def _send_flow(fl: Flavour, client: Any, request: Any) -> Flow:
     for st in call:
         error = st.take_hook_error()
         if error is not None:
+            call[-1].done("failed", error)
             yield _Close(response)
             raise error
     return response

@@ -73,8 +73,17 @@ class HttpxSource:
 
     def uninstall(self) -> None:
         from . import _patches
+        from ._state import CONNS, lock
 
         _patches.uninstall(self.name)
+        # A connection's record holds its last request (whose trace hears
+        # conn_closed), and through that trace its recorder, which holds the
+        # connection: untraced now, let go, or a connection never closed (a leaked
+        # response, a client left to the garbage collector) would stay alive.
+        with lock:
+            records = list(CONNS.values())
+        for record in records:
+            record.last_request = None
 
     def patched_functions(self) -> dict[tuple[type, str], Any]:
         if self._shadowed() or _flavour.imported(self.name) is None:
