@@ -432,3 +432,85 @@ def test_a_reason_is_asked_of_a_request_that_reused(
         verdict.cause  # noqa: B018
     assert "got a new connection: #1" in str(info.value)
     assert reuse_verdict(first, httptrace_recorder).cause == "first"
+
+
+# -- the views: patterns, timelines, waterfall, report, normalized form ----------------
+
+
+def _close_then_stream(server: Any) -> list[RequestRecord]:
+    """A `Connection: close` response, then a response closed before its end."""
+    with Recorder.start() as recorder, server.client() as client:
+        client.get(server.url("/close"))
+        with client.stream("GET", server.url("/stream/20?gap=0.05")) as response:
+            next(response.iter_raw())
+    return recorder.all_requests
+
+
+def test_patterns_name_the_end_hooks_on_a_recorder_and_a_list(
+    httptrace_server: Any,
+) -> None:
+    closing, early = _close_then_stream(httptrace_server)
+    both = [closing, early]
+    for source in (both, [*closing.events, *early.events]):
+        assert_hook_sequence(
+            source,
+            [
+                ...,
+                hook("conn_closed", reason="server"),
+                "body_closed",
+                hook("request_done", outcome="complete"),
+                ...,
+                hook("request_done", outcome="closed_early"),
+                ...,
+            ],
+        )
+    # Not named: the end hooks are not compared (patterns written before them hold).
+    assert_hook_sequence(closing, [..., "got_first_response_byte"])
+    with pytest.raises(AssertionError) as info:
+        assert_hook_sequence(early, [..., hook("request_done", outcome="complete")])
+    message = str(info.value)
+    assert "request_done outcome='closed_early'" in message
+    assert "hook('request_done', outcome='complete') never ran" in message
+    assert "conn_closed reason='client'" in message
+    # The timeline shows the end hooks compared, and the legend how each ended.
+    assert "ended: closed early at " in message
+    with pytest.raises(ValueError, match="Did you mean 'request_done'"):
+        hook("request_dne")
+
+
+def test_the_timeline_says_how_each_request_ended(httptrace_server: Any) -> None:
+    from pytest_httptrace import render_timeline
+
+    closing, early = _close_then_stream(httptrace_server)
+    text = render_timeline([closing, early])
+    [line1] = [line for line in text.splitlines() if "/close" in line]
+    [line2] = [line for line in text.splitlines() if "/stream/" in line]
+    assert ", closed at " in line1  # complete: as before
+    assert f"connection c{closing.connection.id} closed by the server at " in line1  # type: ignore[union-attr]
+    assert "ended: closed early at " in line2
+    assert "connection c" in line2 and "closed by the client at " in line2
+
+
+def test_waterfall_report_and_normalized_form_say_it_too(
+    tmp_path: Any, httptrace_server: Any
+) -> None:
+    from pytest_httptrace.report import write_report
+    from pytest_httptrace.waterfall import render_waterfall, request_data
+
+    closing, early = _close_then_stream(httptrace_server)
+    data = [request_data(r) for r in (closing, early)]
+    assert data[0]["outcome"] == "complete"
+    assert data[0]["connection"] is not None
+    assert data[0]["connection"]["close_reason"] == "server"
+    assert data[1]["outcome"] == "closed_early"
+    text = render_waterfall(data)
+    assert "(new, closed by the server)]" in text
+    assert "(new, closed by the client), ended: closed early]" in text
+    _, html_path = write_report(tmp_path / "run", [("test_x.py::test_x", [closing])])
+    page = html_path.read_text()
+    assert "(new, closed by the server)" in page and "ended: complete" in page
+    normalized = [r.normalized() for r in (closing, early)]
+    assert [(n["outcome"], n["conn_closed"]) for n in normalized] == [
+        ("complete", "server"),
+        ("closed_early", "client"),
+    ]
