@@ -23,6 +23,7 @@ from ..trace import (
 from ._continue import await_continue, wait_for_continue
 from ._events import on_httpcore_event
 from ._flavour import Flavour, pool_answerer, proxy_origin, transport_for
+from ._mocked import watch as watch_mocked
 from ._state import CALL, CURRENT, RequestState, note_bypass, now, state
 
 # -- driving one flow, sync or async ----------------------------------------------
@@ -177,6 +178,7 @@ def _transport_flow(
     s = state(st)
     if s.conn is None and not s.proxied:  # a response with no connection: a mock's
         st.answered_by = pool_answerer(fl, transport)
+        watch_mocked(fl, st, response, is_async)
     # This attempt ends when *its* transport call returned, whatever wraps it (a
     # retrying transport, redirects): its own interval, not the outer call's.
     s.attempt_returned_at = returned = now()
