@@ -298,6 +298,20 @@ def test_connection_close_from_the_server(
         closing,
         [..., hook("conn_closed", reason="server"), "body_closed", "request_done"],
     )
+    # On the recorder (both requests, interleaved in time order) too.
+    assert_hook_sequence(
+        httptrace_recorder,
+        [
+            ...,
+            hook("conn_closed", reason="server"),
+            ...,
+            "get_conn",
+            ...,
+            hook("request_done", outcome="complete"),
+            "put_idle_conn",  # released as the response closed, after it ended
+            hook("conn_closed", reason="client_closed"),
+        ],
+    )
 
 
 @pytest.mark.parametrize("mode", H1)
