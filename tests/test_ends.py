@@ -558,3 +558,29 @@ def test_the_beyond_go_examples_pass(
         "-p", "httptrace", "-p", "no:cacheprovider", "-W", "error"
     )
     result.assert_outcomes(passed=len(examples))
+
+
+@pytest.mark.parametrize("mode", H1)
+def test_a_request_that_asked_to_close_and_one_that_timed_out(
+    mode: str, httptrace_server: Any, httptrace_recorder: Recorder
+) -> None:
+    async def scenario(client: Client) -> None:
+        request = client.c.build_request(
+            "GET", httptrace_server.url("/"), headers={"Connection": "close"}
+        )
+        if client.is_async:
+            assert (await client.c.send(request)).status_code == 200
+        else:
+            assert client.c.send(request).status_code == 200
+        with pytest.raises(httpx.ReadTimeout):
+            await client.get(httptrace_server.url("/delay/2"))
+
+    run(mode, httptrace_server, scenario, timeout=httpx.Timeout(5.0, read=0.1))
+    asked, timed_out = httptrace_recorder.requests
+    assert asked.outcome == "complete"
+    assert asked.connection is not None
+    assert asked.connection.close_reason == "client"  # it asked, the client closed
+    assert timed_out.outcome == "failed"
+    assert timed_out.connection is not None
+    assert timed_out.connection.close_reason == "client"  # the client gave up
+    assert isinstance(timed_out.connection.close_error, httpcore.ReadTimeout)
