@@ -105,11 +105,17 @@ def _body_closed(st: TracedRequest) -> None:
 def _mark_closed(fl: Flavour, conn: object, *, pool_closing: bool = False) -> None:
     """``conn`` (an HTTP11/HTTP2 connection) is about to close: when, and why."""
     record = CONNS.get(conn)
-    if record is not None and record.close_reason is None:
+    if record is None or record.close_reason is not None:
+        return
+    try:
         reason, err = close_reason(
             fl, conn, record.last_request, pool_closing=pool_closing
         )
-        record.closed(reason, err)
+    except Exception:  # never break the client's close: when, without why
+        if record.closed_at is None:
+            record.closed_at = now()
+        return
+    record.closed(reason, err)
 
 
 def close(orig: Callable[..., Any], fl: Flavour) -> Callable[..., Any]:
