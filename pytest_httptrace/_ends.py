@@ -27,7 +27,7 @@ OUTCOME_TEXT: dict[str, str] = {
 CLOSE_TEXT: dict[str, str] = {
     "client": "closed by the client",
     "server": "closed by the server",
-    "idle_expired": "expired idle",
+    "idle_expired": "closed after its keep-alive expired",
     "pool_full": "discarded by the pool (too many idle)",
     "protocol_error": "closed after a protocol error",
     "client_closed": "closed with its client",

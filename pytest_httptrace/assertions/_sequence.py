@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
+from .._ends import CLOSE_TEXT
 from ..recorder import Event, RequestRecord
 from ..trace import ALL_HOOK_NAMES, END_HOOK_NAMES, _did_you_mean
 from ._format import _conn_label, _event_text, _got_conn, _ms, _short
@@ -466,14 +467,18 @@ def _what_happened(request: RequestRecord) -> str:
         parts.append("the response was never closed: its connection is still taken")
     if request.error is not None:
         parts.append(f"the call raised {_short(request.error, 80)}")
+    if request.outcome == "closed_early":
+        parts.append("it ended closed early (its body not read to the end)")
     if conn is not None and conn.protocol == "HTTP/2":
         parts.append(
             f"its connection {_conn_label(request)} is HTTP/2, which is never put "
             "back idle"
         )
     elif conn is not None and conn.closed_at is not None:
+        # How it closed, where its source said why (our conn_closed).
+        how = CLOSE_TEXT.get(conn.close_reason or "", "closed")
         parts.append(
-            f"its connection {_conn_label(request)} was closed at "
+            f"its connection {_conn_label(request)} was {how} at "
             f"{_ms(conn.closed_at, t0)}"
         )
     if not parts:
