@@ -83,7 +83,9 @@ class HttpxSource:
         with lock:
             records = list(CONNS.values())
         for record in records:
-            record.last_request = None
+            source = getattr(record.last_request, "source", None)
+            if source is not None and source.name == self.name:
+                record.last_request = None
 
     def patched_functions(self) -> dict[tuple[type, str], Any]:
         if self._shadowed() or _flavour.imported(self.name) is None:
