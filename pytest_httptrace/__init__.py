@@ -16,7 +16,7 @@ from ._version import __version__
 if TYPE_CHECKING:
     from ._phases import PHASE_NAMES, Phase, phases
     from ._recording import HTTPTraceLeakWarning
-    from ._reuse import ReuseVerdict, reuse_verdict
+    from ._reuse import NEW_CONNECTION_CAUSES, ReuseVerdict, reuse_verdict
     from .assertions import (
         HookMatcher,
         PatternItem,
@@ -101,7 +101,7 @@ _MODULES = {
     ),
     "httpx_trace": ("RequestAbortedByHook", "wait_for_100_continue"),
     "_recording": ("HTTPTraceLeakWarning",),
-    "_reuse": ("ReuseVerdict", "reuse_verdict"),
+    "_reuse": ("NEW_CONNECTION_CAUSES", "ReuseVerdict", "reuse_verdict"),
 }
 _WHERE = {name: module for module, names in _MODULES.items() for name in names}
 
@@ -109,6 +109,7 @@ __all__ = [
     "CONN_CLOSE_REASONS",
     "END_HOOK_NAMES",
     "HOOK_NAMES",
+    "NEW_CONNECTION_CAUSES",
     "PHASE_NAMES",
     "BodyClosedInfo",
     "ClientTrace",

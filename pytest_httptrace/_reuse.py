@@ -19,6 +19,7 @@ Example::
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import weakref
 from collections.abc import Iterable, Mapping
@@ -27,9 +28,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .assertions import _conn_label, _got_conn, _is_leak, _ms
+from .assertions._format import _short
 from .recorder import Recorder, RequestRecord
 
-__all__ = ["ReuseVerdict", "reuse_verdict"]
+__all__ = ["NEW_CONNECTION_CAUSES", "ReuseVerdict", "reuse_verdict"]
 
 #: Recorders the pytest plugin started: where a request's siblings are found when the
 #: caller does not pass them.
@@ -40,15 +42,60 @@ def _remember(recorder: Recorder) -> None:
     _recorders.add(recorder)
 
 
+#: Why a request got a new connection (`ReuseVerdict.cause`), with what each means.
+NEW_CONNECTION_CAUSES: dict[str, str] = {
+    "no_connection": "it never got a connection",
+    "first": "no earlier request to its origin was recorded",
+    "not_read": "the earlier response was not read or closed: its connection was "
+    "still taken",
+    "in_use": "the earlier request was still using its HTTP/1.1 connection",
+    "different_client": "the earlier request's connection was open, in another "
+    "client's pool",
+    "server": "the server closed the earlier connection (Connection: close, GOAWAY, "
+    "or while it sat idle)",
+    "client": "the client closed the earlier connection (a body not read to the end, "
+    "an aborted request)",
+    "idle_expired": "the earlier connection expired after sitting idle",
+    "pool_full": "the pool discarded the earlier connection: too many idle ones",
+    "protocol_error": "the earlier connection was closed after a protocol error",
+    "client_closed": "the earlier connection's client was closed",
+    "closed": "the earlier connection was closed, its source could not tell why",
+}
+
+
 @dataclass(frozen=True, kw_only=True)
 class ReuseVerdict:
     """What `reuse_verdict` found: whether ``request`` reused a connection, why (one
-    sentence), and the earlier request that sentence is about (or None)."""
+    sentence), and the earlier request that sentence is about (or None).
+
+    `cause` is why a request got a *new* connection, as a key of
+    `NEW_CONNECTION_CAUSES` (for a request that reused one it raises `ValueError`).
+    """
 
     request: RequestRecord
     reused: bool
     reason: str
     earlier: RequestRecord | None = None
+    _cause: str | None = None
+    _new: tuple[RequestRecord, ...] = ()
+
+    @property
+    def cause(self) -> str:
+        """Why the request got a new connection: a key of `NEW_CONNECTION_CAUSES`
+        (``"server"``, ``"idle_expired"``, ``"not_read"``...). Asked of a request that
+        reused a connection, it raises `ValueError` naming the requests it is valid
+        for."""
+        if self._cause is None:
+            got = [r for r in self._new if r is not self.request]
+            which = ", ".join(f"#{r.id}" for r in got) or "none recorded"
+            raise ValueError(
+                f"#{self.request.id} reused connection {_conn_label(self.request)}: "
+                "ReuseVerdict.cause says why a request got a new connection, so it "
+                "has none here (read .reason for why it reused). Requests that got a "
+                f"new connection: {which}. Valid causes: "
+                f"{', '.join(NEW_CONNECTION_CAUSES)}."
+            )
+        return self._cause
 
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -132,11 +179,18 @@ def reuse_verdict(
             request=request,
             reused=False,
             reason=f"#{request.id} never got a connection (no got_conn call)",
+            _cause="no_connection",
         )
     requests, complete = _siblings(request, among)
     begin = _start(request)
     if got.args.get("reused"):
-        return _why_reused(request, requests, begin)
+        verdict = _why_reused(request, requests, begin)
+        new = tuple(
+            r
+            for r in requests
+            if (g := _got_conn(r)) is not None and not g.args.get("reused")
+        )
+        return dataclasses.replace(verdict, _new=new)
     return _why_new(request, requests, begin, complete)
 
 
@@ -215,6 +269,7 @@ def _why_new(
             reused=False,
             reason=f"no earlier request to {origin} was recorded{where}: the first "
             "request to an origin dials",
+            _cause="first",
         )
     earlier = max(before, key=_start)
     t0 = min(begin, _start(earlier))
@@ -226,8 +281,17 @@ def _why_new(
     closed = record.closed_at if record is not None else None
     back = _put_back(earlier)
     released = _released(earlier)
+    why = record.close_reason if record is not None else None
+    got = _got_conn(request)
+    took = got.time if got is not None else begin
+    cause = "closed"
 
-    if closed is not None and closed <= begin:
+    # A connection closed for a known reason before this request took its own (the
+    # pool drops an expired or server-closed one as the request asks for one).
+    if closed is not None and why is not None and closed <= took:
+        cause = why
+        reason = _closed_because(why, earlier, conn, closed, back, start, t0)
+    elif closed is not None and closed <= begin:
         if earlier.status is None and earlier.error is not None:
             failure = type(earlier.error).__name__
             reason = (
@@ -250,7 +314,9 @@ def _why_new(
                 "(one client per request?), or the server closed it"
             )
     elif released is None or released > begin:
+        cause = "different_client" if http2 else "in_use"
         if _is_leak(earlier) and not http2:
+            cause = "not_read"
             reason = (
                 f"the response of the earlier request #{earlier.id} was not read or "
                 f"closed, so {conn} was still taken when {start}: close each "
@@ -270,9 +336,71 @@ def _why_new(
                 "at a time"
             )
     else:
+        cause = "different_client"
         reason = (
             f"{conn} of the earlier request #{earlier.id} was idle in the pool from "
             f"{_ms(released, t0)} and still open when {start}: #{request.id} came "
             "from another client (each client has its own pool)"
         )
-    return ReuseVerdict(request=request, reused=False, reason=reason, earlier=earlier)
+    return ReuseVerdict(
+        request=request, reused=False, reason=reason, earlier=earlier, _cause=cause
+    )
+
+
+def _closed_because(
+    why: str,
+    earlier: RequestRecord,
+    conn: str,
+    closed: float,
+    back: float | None,
+    start: str,
+    t0: float,
+) -> str:
+    """The sentence for a connection its source said why it closed (a key of
+    `CONN_CLOSE_REASONS`)."""
+    record = earlier.connection
+    assert record is not None
+    at = _ms(closed, t0)
+    head = f"{conn} of the earlier request #{earlier.id}"
+    given = f" went back to the pool at {_ms(back, t0)} and" if back else ""
+    # Closed with the response (not later, while idle): the server's answer did it.
+    with_response = back is None and (
+        earlier.closed_at is None or closed <= earlier.closed_at
+    )
+    if why == "server":
+        if record.protocol == "HTTP/2":
+            said = " (end of stream)" if record.close_error else " (GOAWAY)"
+        elif record.close_error is not None:
+            said = " (end of stream before a response)"
+        elif with_response:
+            said = " (Connection: close)"
+        else:
+            said = " while it sat idle"
+        return f"{head}{given} was closed by the server{said} at {at}, before {start}"
+    if why == "client":
+        if earlier.outcome == "closed_early":
+            detail = "the response was closed before its body was read to the end"
+        elif earlier.outcome == "failed":
+            failure = type(earlier.error).__name__ if earlier.error else "an error"
+            detail = f"the request failed ({failure})"
+        else:
+            detail = "the request asked for `Connection: close`, or was aborted"
+        return f"{head} was closed by the client at {at}, before {start}: {detail}"
+    if why == "idle_expired":
+        return (
+            f"{head}{given} expired after sitting idle past the client's keep-alive "
+            f"expiry (closed at {at}), before {start}"
+        )
+    if why == "pool_full":
+        return (
+            f"{head}{given} was discarded by the pool: too many idle connections "
+            f"(closed at {at}; the client's max_keepalive_connections), before {start}"
+        )
+    if why == "protocol_error":
+        error = record.close_error
+        what = f": {_short(error, 80)}" if error is not None else ""
+        return f"{head} was closed after a protocol error{what} at {at}, before {start}"
+    return (
+        f"{head}{given} was closed with its client at {at}, before {start}: the "
+        "client was closed (one client per request?)"
+    )

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
 from ._argtext import format_args
+from ._ends import CLOSE_TEXT, OUTCOME_TEXT
 from ._version import __version__
 from .waterfall import (
     PHASE_TITLES,
@@ -560,6 +561,9 @@ def _html_request_details(request: RequestData, t0: float) -> str:
     where = ""
     if conn is not None:
         state = "reused" if request["reused"] else "new"
+        reason = conn.get("close_reason")
+        if reason:
+            state += f", {CLOSE_TEXT.get(reason, reason)}"
         where = f" · connection #{conn['id']} ({state})"
     elif request["connection"] is not None:
         where = " · no connection (every dial failed)"
@@ -568,6 +572,9 @@ def _html_request_details(request: RequestData, t0: float) -> str:
     attempt = request.get("attempt")
     if attempt:  # one logical request: its redirect hops or retried attempts
         where += f" · attempt {attempt[0]} of {attempt[1]}"
+    outcome = request.get("outcome")
+    if outcome:
+        where += f" · ended: {OUTCOME_TEXT.get(outcome, outcome)}"
     phases = ", ".join(
         f"{s.name} {format_ms(s.duration)}" for s in request_spans(request)
     )

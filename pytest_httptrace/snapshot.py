@@ -3,10 +3,12 @@
 `normalize_requests` (behind `RequestRecord.normalized` and `Recorder.normalized`)
 keeps what a lifecycle *is* and drops what changes from run to run:
 
-- kept: method, status, the error's type, the client library's name, and every hook
-  call in order with its meaningful arguments (``reused``, ``was_idle``, the 1xx
-  code and headers, the header names and values written, the negotiated protocol,
-  error types);
+- kept: method, status, the error's type, the client library's name, how the
+  request ended (``outcome``: ``complete``, ``closed_early``, ``failed``) and, on the
+  last request its connection served, why that connection closed (``conn_closed``: a
+  key of `CONN_CLOSE_REASONS`, None while open), and every hook call in order with
+  its meaningful arguments (``reused``, ``was_idle``, the 1xx code and headers, the
+  header names and values written, the negotiated protocol, error types);
 - renumbered: connections, ``1``, ``2``, ... in order of first use;
 - replaced by placeholders: ports (``localhost:<port>``), the addresses dialed
   (``<addr>``: ``localhost`` may resolve to ``::1`` or ``127.0.0.1``),
@@ -123,6 +125,14 @@ def _pairs(headers: Any) -> list[tuple[Any, Any]]:
     return [tuple(p) for p in headers or () if len(p) == 2]
 
 
+def _conn_closed(request: RequestRecord) -> str | None:
+    """Why the request's connection closed, on the last request it served."""
+    from ._ends import closed_connection
+
+    conn = closed_connection(request)
+    return None if conn is None else conn.close_reason
+
+
 def normalize_requests(requests: Iterable[RequestRecord]) -> list[dict[str, Any]]:
     """The normalized form of ``requests`` (in the order given); see the module
     docstring. Connections are numbered in order of first use among them."""
@@ -141,6 +151,8 @@ def normalize_requests(requests: Iterable[RequestRecord]) -> list[dict[str, Any]
                 "error": _error_type(request.error),
                 "source": None if source is None else source.name,
                 "connection": conn,
+                "outcome": request.outcome,
+                "conn_closed": _conn_closed(request),
                 "hooks": [
                     {"hook": e.hook, **_args(e.hook, e.args, conn)}
                     for e in request.events

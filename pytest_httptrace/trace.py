@@ -634,19 +634,26 @@ class TracedConnection:
 
     @property
     def last_request(self) -> TracedRequest | None:
-        """The last request it served whose traces want ``conn_closed`` (sources
-        set it at ``got_conn``). Held weakly, as are those traces: the record lives
-        in the source's weak-keyed registry of connections, and a value that
-        reaches its key would keep the connection (and its socket) alive."""
+        """The last request it served (sources set it at ``got_conn``): whose
+        traces hear ``conn_closed``, and what a source reads to tell why it closed.
+        Held weakly, as are its traces: the record lives in the source's weak-keyed
+        registry of connections, and a value that reaches its key would keep the
+        connection (and its socket) alive. A recorder keeps its requests alive."""
         return None if self._last is None else self._last()
 
     @last_request.setter
     def last_request(self, request: TracedRequest | None) -> None:
-        if request is None or "conn_closed" not in request.wanted:
+        if request is None:
             self._last, self._last_chain = None, ()
             return
         self._last = weakref.ref(request)
-        self._last_chain = tuple(weakref.ref(t) for t in request.chain)
+        # Its traces too, for a close after nothing keeps the request: only those
+        # that listen.
+        self._last_chain = (
+            tuple(weakref.ref(t) for t in request.chain)
+            if "conn_closed" in request.wanted
+            else ()
+        )
 
     @property
     def conn(self) -> object | None:
@@ -669,13 +676,15 @@ class TracedConnection:
         self.close_error = err
         if self.closed_at is None:
             self.closed_at = time.monotonic() if at is None else at
-        if self._last is None:
+        request = None if self._last is None else self._last()
+        if request is not None:
+            if "conn_closed" in request.wanted:
+                info = ConnClosedInfo(conn=self.conn_ref(), reason=reason, err=err)
+                request.fire("conn_closed", info)
+            return
+        if not self._last_chain:
             return
         info = ConnClosedInfo(conn=self.conn_ref(), reason=reason, err=err)
-        request = self._last()
-        if request is not None:
-            request.fire("conn_closed", info)
-            return
         # The request is gone (nothing kept it): its traces still hear it.
         for ref in self._last_chain:
             trace = ref()

@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from ._argtext import format_args
+from ._ends import CLOSE_TEXT, OUTCOME_TEXT
 from ._phases import in_flight, is_leak, phases
 
 if TYPE_CHECKING:
@@ -106,6 +107,8 @@ class ConnectionData(TypedDict):
     tls: dict[str, Any] | None
     opened_at: float | None
     closed_at: float | None
+    close_reason: str | None
+    """Why it closed (a key of `CONN_CLOSE_REASONS`), when its source could tell."""
 
 
 class RequestData(TypedDict):
@@ -122,6 +125,8 @@ class RequestData(TypedDict):
     """``[this attempt, attempts]`` of its logical request, when it had several."""
     status: int | None
     error: str | None
+    outcome: str | None
+    """How it ended (``complete``, ``closed_early``, ``failed``); None: not ended."""
     started_at: float | None
     returned_at: float | None
     closed_at: float | None
@@ -198,6 +203,7 @@ def request_data(request: RequestRecord) -> RequestData:
             "tls": jsonable(conn.tls) if conn.tls is not None else None,
             "opened_at": conn.opened_at,
             "closed_at": conn.closed_at,
+            "close_reason": conn.close_reason,
         }
     events: list[EventData] = []
     for event in list(request.events):
@@ -231,6 +237,7 @@ def request_data(request: RequestRecord) -> RequestData:
         ),
         "status": request.status,
         "error": None if error is None else jsonable(error),
+        "outcome": request.outcome,
         "started_at": request.started_at,
         "returned_at": request.returned_at,
         "closed_at": request.closed_at,
@@ -455,9 +462,15 @@ def _request_title(request: RequestData, glyphs: _Glyphs, source: bool) -> str:
     if conn is not None and conn["protocol"]:
         details.append(conn["protocol"])
     if conn is not None and request["reused"] is not None:
-        details.append(
-            f"connection #{conn['id']} ({'reused' if request['reused'] else 'new'})"
-        )
+        state = "reused" if request["reused"] else "new"
+        # How the connection ended, unless it closed with its client (the usual).
+        reason = conn.get("close_reason")
+        if reason and reason != "client_closed":
+            state += f", {CLOSE_TEXT.get(reason, reason)}"
+        details.append(f"connection #{conn['id']} ({state})")
+    outcome = request.get("outcome")
+    if outcome in ("closed_early", "failed") and request["status"] is not None:
+        details.append(f"ended: {OUTCOME_TEXT[outcome]}")
     if details:
         parts.append(f"  [{', '.join(details)}]")
     return "  ".join(parts[:2]) + "".join(parts[2:])

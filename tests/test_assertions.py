@@ -1174,7 +1174,8 @@ def test_real_response_closed_undrained_says_put_idle_conn_never_ran(
     [fate] = [ln for ln in lines if ln.startswith("put_idle_conn never ran: ")]
     assert re.fullmatch(
         r"put_idle_conn never ran: the response was closed at [\d.]+ ms without going "
-        r"back to the pool; its connection c1 was closed at [\d.]+ ms\.",
+        r"back to the pool; it ended closed early \(its body not read to the end\); "
+        r"its connection c1 was closed by the client at [\d.]+ ms\.",
         fate,
     ), fate
 
@@ -1195,8 +1196,8 @@ def test_real_reuse_verdicts(server: Any, recorder: Recorder) -> None:
     message = fails(assert_reused, second, recorder)
     assert _why(message) == (
         "why: connection c1 of the earlier request #1 went back to the pool at T ms "
-        "but was closed at T ms, before #2 started at T ms: its client was closed "
-        "with it (one client per request?), or the server closed it."
+        "and was closed with its client at T ms, before #2 started at T ms: the "
+        "client was closed (one client per request?)."
     )
     assert (
         f"\n  {_req_line(first)}" in message and f"\n  {_req_line(second)}" in message
@@ -1209,10 +1210,8 @@ def test_real_reuse_verdicts(server: Any, recorder: Recorder) -> None:
         client.get(server.url("/close"))
     message = fails(assert_reused, recorder.requests[1], recorder)
     assert _why(message) == (
-        "why: connection c1 of the earlier request #1 never went back to the pool: "
-        "the response was closed at T ms and the connection with it at T ms, before "
-        "#2 started at T ms (the server answered `Connection: close`, or the response "
-        "was closed before its body was read)."
+        "why: connection c1 of the earlier request #1 was closed by the server "
+        "(Connection: close) at T ms, before #2 started at T ms."
     )
 
     # The earlier response was never closed: its connection was still taken.

@@ -89,3 +89,33 @@ def test_pytest_httpx_passthrough_is_still_traced_and_restored(
     )
     result = pytester.runpytest_subprocess("-p", "httptrace", "-p", "pytest_httpx")
     result.assert_outcomes(passed=3)
+
+
+def test_a_respx_answer_ends_like_a_real_one(httptrace_recorder: Recorder) -> None:
+    """Read to its end and closed: complete; closed before its end: closed early
+    (issue 17: the end hooks of a request that had no connection)."""
+    with respx.mock(assert_all_called=True) as router:
+        router.get("https://api.test/items").respond(200, content=b"x" * 100)
+        with httpx.Client() as client:
+            assert client.get("https://api.test/items").content == b"x" * 100
+            with client.stream("GET", "https://api.test/items"):
+                pass  # closed unread
+    read, unread = httptrace_recorder.requests
+    assert read.outcome == "complete" and unread.outcome == "closed_early"
+    assert [e.hook for e in read.ends] == ["body_closed", "request_done"]
+    assert read.getcall("body_closed").args["read_to_end"] is True
+
+
+def test_an_async_respx_answer_ends_too(httptrace_recorder: Recorder) -> None:
+    import asyncio
+
+    async def main() -> None:
+        with respx.mock(assert_all_called=True) as router:
+            router.get("https://api.test/items").respond(200, json=[1])
+            async with httpx.AsyncClient() as client:
+                response = await client.get("https://api.test/items")
+                assert response.json() == [1]
+
+    asyncio.run(main())
+    [request] = httptrace_recorder.requests
+    assert request.outcome == "complete"

@@ -68,6 +68,8 @@ class TestHttpx:
                 "url": "https://localhost:<port>/",
                 "status": 200,
                 "connection": 1,
+                "outcome": "complete",
+                "conn_closed": None,  # not the last request of its connection
                 "hooks": [
                     *_new_connection(1),
                     *sent,
@@ -79,6 +81,8 @@ class TestHttpx:
                 "url": "https://localhost:<port>/close",
                 "status": 200,
                 "connection": 1,
+                "outcome": "complete",
+                "conn_closed": "server",
                 "hooks": [
                     {"hook": "get_conn", "host_port": "localhost:<port>"},
                     {"hook": "got_conn", "conn": 1, "reused": True, "was_idle": True},
@@ -90,6 +94,8 @@ class TestHttpx:
                 "url": "https://localhost:<port>/status/404",
                 "status": 404,
                 "connection": 2,
+                "outcome": "complete",
+                "conn_closed": "client_closed",  # with the client, at the end
                 "hooks": [
                     *_new_connection(2),
                     *sent,
@@ -127,6 +133,11 @@ class TestHttpx:
                 client.get(refused)
         aborted, failed = httptrace_recorder.normalized()
         assert (aborted["status"], aborted["error"]) == (200, "RemoteProtocolError")
+        # The body broke off: the request failed, its connection with it.
+        assert (aborted["outcome"], aborted["conn_closed"]) == (
+            "failed",
+            "protocol_error",
+        )
         assert failed == {
             "method": "GET",
             "url": "http://127.0.0.1:<port>/",
@@ -134,6 +145,8 @@ class TestHttpx:
             "error": "ConnectError",
             "source": httpx_lib.__name__,
             "connection": None,
+            "outcome": "failed",
+            "conn_closed": None,
             "hooks": [
                 {"hook": "get_conn", "host_port": "127.0.0.1:<port>"},
                 {"hook": "connect_start", "network": "tcp", "addr": "<addr>"},

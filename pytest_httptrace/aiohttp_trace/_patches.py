@@ -24,7 +24,7 @@ from aiohttp.http_writer import StreamWriter
 
 from ..sources import UnsupportedVersionError, mark_patch
 from ._call import _wrap_request
-from ._core import _ACTIVE, _BY_REQUEST, _CONNS, _HANDSHAKING, _READING, _lock
+from ._core import _ACTIVE, _BY_REQUEST, _HANDSHAKING, _READING
 from ._dial import (
     _wrap_connect_sock,
     _wrap_connection_made,
@@ -128,13 +128,10 @@ def uninstall() -> None:
             setattr(owner, name, own)
     _originals.clear()
     # Requests still in flight keep no trace (nor its recorder) alive through us;
-    # connection records stay (they hold their connections weakly), without the
-    # last request each served (whose trace would hear its close).
+    # connection records stay (they hold their connections, and the last request
+    # each served, weakly).
     for requests in (_ACTIVE, _READING, _HANDSHAKING, _BY_REQUEST):
         requests.clear()
-    with _lock:
-        for record in list(_CONNS.values()):
-            record.last_request = None
 
 
 def installed() -> bool:

@@ -9,7 +9,7 @@ from types import EllipsisType
 from typing import TypeAlias
 
 from ..recorder import Event
-from ..trace import HOOK_ARGS, HOOK_NAMES, _did_you_mean
+from ..trace import ALL_HOOK_NAMES, HOOK_ARGS, _did_you_mean
 from ._format import _short
 
 
@@ -74,13 +74,14 @@ def hook(name: str, **arg_matchers: object) -> HookMatcher:
             ...,
             hook("wrote_request", err=None),
             ...,
+            hook("request_done", outcome="complete"),  # ours: END_HOOK_NAMES
         ])
 
     An unknown hook name raises `ValueError` (with a did-you-mean); an argument the
     hook does not have raises `TypeError` listing the hook's arguments.
     """
     __tracebackhide__ = True
-    if name not in HOOK_NAMES:
+    if name not in ALL_HOOK_NAMES:
         raise ValueError(f"hook(): unknown hook name {name!r}.{_did_you_mean(name)}")
     allowed = HOOK_ARGS[name]
     for arg in arg_matchers:

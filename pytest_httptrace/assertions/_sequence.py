@@ -7,8 +7,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
+from .._ends import CLOSE_TEXT
 from ..recorder import Event, RequestRecord
-from ..trace import HOOK_NAMES, _did_you_mean
+from ..trace import ALL_HOOK_NAMES, END_HOOK_NAMES, _did_you_mean
 from ._format import _conn_label, _event_text, _got_conn, _ms, _short
 from ._leaks import _is_leak
 from ._matcher import HookMatcher, PatternItem
@@ -19,6 +20,11 @@ from ._timeline import _timeline
 #: ``wrote_header_field`` runs once per request header: a dozen calls that would
 #: otherwise make every pattern spell out the headers.
 OPT_IN_HOOKS: frozenset[str] = frozenset({"wrote_header_field"})
+
+#: Our end hooks (`END_HOOK_NAMES`), derived from the records (`RequestRecord.ends`):
+#: compared, merged with the recorded hooks in time order, only when the pattern
+#: names one of them.
+_END_HOOKS: frozenset[str] = frozenset(END_HOOK_NAMES)
 
 #: Past this many ``and:`` lines, a transcript says how many more there were.
 _MAX_AND_LINES = 12
@@ -309,7 +315,7 @@ def _check_pattern(expected: object) -> list[PatternItem]:
     items: list[PatternItem] = []
     for i, item in enumerate(expected):
         if isinstance(item, str):
-            if item not in HOOK_NAMES:
+            if item not in ALL_HOOK_NAMES:
                 raise ValueError(
                     f"assert_hook_sequence(): item {i} of the pattern, {item!r}, is "
                     f"not a hook name.{_did_you_mean(item)}"
@@ -349,7 +355,10 @@ def assert_hook_sequence(source: Source, expected: Sequence[PatternItem]) -> Non
 
     The pattern is anchored: without a leading (trailing) ``...`` it must match from
     the first (to the last) hook. ``wrote_header_field`` calls are left out unless the
-    pattern names that hook, so patterns do not spell out every request header.
+    pattern names that hook, so patterns do not spell out every request header. Our
+    end hooks (``body_closed``, ``request_done``, ``conn_closed``) are compared only
+    when the pattern names one: then the requests' `RequestRecord.ends` are merged
+    with the recorded hooks in time order.
 
     Example::
 
@@ -368,7 +377,10 @@ def assert_hook_sequence(source: Source, expected: Sequence[PatternItem]) -> Non
     __tracebackhide__ = True
     pattern = _check_pattern(expected)
     subject = _subject(source, "assert_hook_sequence")
-    skip = OPT_IN_HOOKS - _names(pattern)
+    named = _names(pattern)
+    if named & _END_HOOKS:
+        subject = _with_ends(subject)
+    skip = OPT_IN_HOOKS - named
     compared = [e for e in subject.events if e.hook not in skip]
     positions = {e: pos for pos, e in enumerate(compared)}
 
@@ -404,6 +416,23 @@ def assert_hook_sequence(source: Source, expected: Sequence[PatternItem]) -> Non
     _fail("\n".join(lines))
 
 
+def _with_ends(subject: _Subject) -> _Subject:
+    """``subject`` with the end hooks of its requests merged in, in time order (those
+    already among its events, given as a list, are not added twice)."""
+    requests: dict[int, RequestRecord] = {}
+    have: set[tuple[str, int]] = set()
+    for e in subject.events:
+        if e.request is not None:
+            requests.setdefault(id(e.request), e.request)
+            if e.hook in _END_HOOKS:
+                have.add((e.hook, id(e.request)))
+    ends = [e for r in requests.values() for e in r.ends if (e.hook, id(r)) not in have]
+    if not ends:
+        return subject
+    events = sorted([*subject.events, *ends], key=lambda e: e.time)
+    return _Subject(subject.label, events, subject.multi)
+
+
 def _never_ran(item: HookMatcher | str, subject: _Subject) -> list[str]:
     """For a hook that never ran: what happened instead (to the response and its
     connection), and why the hook may be absent."""
@@ -412,7 +441,7 @@ def _never_ran(item: HookMatcher | str, subject: _Subject) -> list[str]:
     if subject.multi or len(requests) != 1:
         return []
     [request] = requests.values()
-    ran = any(e.hook == name for e in request.events)
+    ran = any(e.hook == name for e in [*request.events, *request.ends])
     lines = []
     if not ran:
         lines.append(f"{name} never ran: {_what_happened(request)}.")
@@ -438,14 +467,18 @@ def _what_happened(request: RequestRecord) -> str:
         parts.append("the response was never closed: its connection is still taken")
     if request.error is not None:
         parts.append(f"the call raised {_short(request.error, 80)}")
+    if request.outcome == "closed_early":
+        parts.append("it ended closed early (its body not read to the end)")
     if conn is not None and conn.protocol == "HTTP/2":
         parts.append(
             f"its connection {_conn_label(request)} is HTTP/2, which is never put "
             "back idle"
         )
     elif conn is not None and conn.closed_at is not None:
+        # How it closed, where its source said why (our conn_closed).
+        how = CLOSE_TEXT.get(conn.close_reason or "", "closed")
         parts.append(
-            f"its connection {_conn_label(request)} was closed at "
+            f"its connection {_conn_label(request)} was {how} at "
             f"{_ms(conn.closed_at, t0)}"
         )
     if not parts:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import NamedTuple
 
+from .._ends import CLOSE_TEXT, OUTCOME_TEXT, closed_connection
 from ..recorder import Event, Recorder, RequestRecord
 from ._format import _clip, _conn_label, _event_text, _made_at, _ms, _req, _short
 from ._leaks import _is_leak
@@ -245,10 +246,21 @@ def _outcome(request: RequestRecord, t0: float) -> str:
         parts.append(f"error {_short(request.error, 60)}")
     if request.returned_at is not None:
         parts.append(f"returned at {_ms(request.returned_at, t0)}")
-    if request.closed_at is not None:
+    outcome = request.outcome
+    if outcome is not None and outcome != "complete":
+        at = request.closed_at if request.closed_at is not None else request.done_at
+        parts.append(f"ended: {OUTCOME_TEXT[outcome]} at {_ms(at, t0)}")
+    elif request.closed_at is not None:
         parts.append(f"closed at {_ms(request.closed_at, t0)}")
     elif _is_leak(request):
         parts.append("never closed")
+    # Why its connection closed, after serving it last; not when it merely closed
+    # with its client (the usual end, which would be on every line).
+    conn = closed_connection(request)
+    if conn is not None and conn.close_reason not in (None, "client_closed"):
+        assert conn.close_reason is not None
+        said = CLOSE_TEXT[conn.close_reason]
+        parts.append(f"connection c{conn.id} {said} at {_ms(conn.closed_at, t0)}")
     if request.origin:
         parts.append(f"made at {_made_at(request)}")
     return ", ".join(parts) if parts else "no outcome recorded"

@@ -23,6 +23,7 @@ from ..trace import (
 from ._continue import await_continue, wait_for_continue
 from ._events import HANDLERS
 from ._flavour import Flavour, pool_answerer, proxy_origin, transport_for
+from ._mocked import watch as watch_mocked
 from ._state import CALL, CURRENT, RequestState, note_bypass, now, state
 
 # -- driving one flow, sync or async ----------------------------------------------
@@ -184,6 +185,7 @@ def _transport_flow(
     s = state(st)
     if s.conn is None and not s.proxied:  # a response with no connection: a mock's
         st.answered_by = pool_answerer(fl, transport)
+        watch_mocked(fl, st, response, is_async)
     # This attempt ends when *its* transport call returned, whatever wraps it (a
     # retrying transport, redirects): its own interval, not the outer call's.
     s.attempt_returned_at = returned = now()
@@ -191,6 +193,7 @@ def _transport_flow(
         st.returned_at = returned
         hook_error = st.take_hook_error()
         if hook_error is not None:
+            st.done("failed", hook_error)
             yield _Close(response)
             raise hook_error
     return response
@@ -213,6 +216,7 @@ def _failed(
     s.attempt_returned_at = returned = now()
     if direct:
         st.returned_at = returned
+    st.done("failed", exc)
     return exc
 
 
@@ -261,6 +265,7 @@ def _send_flow(fl: Flavour, client: Any, request: Any) -> Flow:
     for st in call:
         error = st.take_hook_error()
         if error is not None:
+            call[-1].done("failed", error)
             yield _Close(response)
             raise error
     return response

@@ -124,6 +124,10 @@ def _read_failed(st: TracedRequest, http2: bool, info: dict[str, Any]) -> None:
         st.error = exc
 
 
+def _body_read(st: TracedRequest, http2: bool, info: dict[str, Any]) -> None:
+    state(st).body_read = True
+
+
 def _closed(st: TracedRequest, http2: bool, info: dict[str, Any]) -> None:
     response_closed(st, http11=not http2)
 
@@ -149,6 +153,7 @@ HANDLERS: dict[str, tuple[Handler, bool]] = {
     **_both("receive_response_headers.complete", _head_complete),
     **_both("receive_response_headers.failed", _read_failed),
     **_both("receive_response_body.failed", _read_failed),
+    **_both("receive_response_body.complete", _body_read),
     **_both("response_closed.complete", _closed),
 }
 

@@ -16,12 +16,16 @@ module, each with the versions it was written for and why no public seam exists.
 from __future__ import annotations
 
 import sys
+import time
 from importlib import import_module
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..sources import SourceInfo, UnsupportedVersionError
 from ..trace import RequestAbortedByHook
+
+if TYPE_CHECKING:
+    from ..trace import ConnCloseReason, TracedRequest
 
 #: Versions each flavour was written and tested for (major.minor prefixes), by the
 #: modules' own ``__version__``: the module actually patched, not the distribution
@@ -63,6 +67,8 @@ class Flavour:
         self.SyncStream = cls("_backends.sync", "SyncStream")
         self.AnyIOBackend = cls("_backends.anyio", "AnyIOBackend")
         self.AnyIOStream = cls("_backends.anyio", "AnyIOStream")
+        self.ConnectionPool = cls("_sync.connection_pool", "ConnectionPool")
+        self.AsyncConnectionPool = cls("_async.connection_pool", "AsyncConnectionPool")
         self.h2_connections = (self.HTTP2Connection, self.AsyncHTTP2Connection)
         self.held_streams = (self.SyncStream, self.AnyIOStream)
 
@@ -70,6 +76,8 @@ class Flavour:
         self.ConnectTimeout: type[Exception] = core.ConnectTimeout
         self.ReadTimeout: type[Exception] = core.ReadTimeout
         self.WriteError: type[Exception] = core.WriteError
+        self.TimeoutException: type[Exception] = core.TimeoutException
+        self.RemoteProtocolError: type[Exception] = core.RemoteProtocolError
         self.dial_errors = (core.ConnectError, core.ConnectTimeout)
         self.Headers: type = client.Headers
         #: httpcore2 reads HTTP/2 frames under ``_state_lock``; so must we, when we
@@ -212,3 +220,81 @@ def reset_h2_stream(flavour: Flavour, conn: Any, stream_id: int) -> None:
             reset()
     else:
         reset()
+
+
+def close_reason(
+    flavour: Flavour, conn: Any, request: TracedRequest | None, *, pool_closing: bool
+) -> tuple[ConnCloseReason, BaseException | None]:
+    """Why httpcore is closing ``conn`` (an HTTP11/HTTP2 connection, read just before
+    its ``close`` runs), and the error it closes for.
+
+    httpcore has no public word for it; its own state says it (httpcore 1.0.9 and
+    httpcore2 2.16.x alike): ``_read_exception`` (HTTP/2: a read failed, the
+    connection is dead) and ``_connection_terminated`` (HTTP/2: GOAWAY received);
+    ``_state`` IDLE with ``_expire_at`` past (the pool's keep-alive expiry), IDLE with
+    the socket readable (``has_expired``'s "server disconnected" probe, HTTP/1.1), or
+    IDLE otherwise (the pool's idle surplus or room for another origin:
+    ``max_keepalive_connections`` / ``max_connections``); an HTTP/1.1 connection
+    closed with a request on it by h11's states (``_h11_state``: ERROR a malformed
+    or truncated response, MUST_CLOSE/CLOSED ``Connection: close``, anything else a
+    response not read to its end) and the request's own error. ``request`` is the
+    last request the connection served; ``pool_closing`` whether the client (its
+    pool) is being closed.
+    """
+    h2 = isinstance(conn, flavour.h2_connections)
+    if h2:
+        read_error = getattr(conn, "_read_exception", None)
+        if read_error is not None:
+            return _error_reason(flavour, read_error, first_byte=False), read_error
+        if getattr(conn, "_connection_terminated", None) is not None:
+            return "server", None
+    if pool_closing:
+        return "client_closed", None
+    state = getattr(getattr(conn, "_state", None), "name", "")
+    if state == "IDLE":
+        expire_at = getattr(conn, "_expire_at", None)
+        if expire_at is not None and time.monotonic() > expire_at:
+            return "idle_expired", None
+        stream = network_stream(conn)
+        if not h2 and stream is not None and stream.get_extra_info("is_readable"):
+            return "server", None
+        return "pool_full", None
+    if h2:  # with streams open and no error: the client gave up on it
+        return "client", None
+    import h11
+
+    s = None if request is None else request.state
+    err = None if request is None else request.error
+    if isinstance(err, GeneratorExit):
+        err = None
+    machine = getattr(conn, "_h11_state", None)
+    ours = getattr(machine, "our_state", None)
+    theirs = getattr(machine, "their_state", None)
+    if h11.ERROR in (ours, theirs):
+        return "protocol_error", err
+    if err is not None:
+        first = bool(getattr(s, "first_byte", False))
+        return _error_reason(flavour, err, first_byte=first), err
+    if theirs in (h11.MUST_CLOSE, h11.CLOSED) or ours in (h11.MUST_CLOSE, h11.CLOSED):
+        sent = getattr(s, "request", None)
+        asked = sent is not None and any(
+            k.lower() == b"connection" and b"close" in v.lower()
+            for k, v in sent.headers
+        )
+        return ("client" if asked else "server"), None
+    return "client", None  # a response closed before its end
+
+
+def _error_reason(
+    flavour: Flavour, err: BaseException, *, first_byte: bool
+) -> ConnCloseReason:
+    """A connection closed for ``err``: the client's own doing (a timeout, a
+    cancellation), the server's (end of stream before any response byte), or a
+    protocol or transport error (a reset, a malformed or truncated response)."""
+    if not isinstance(err, Exception) or isinstance(err, flavour.TimeoutException):
+        return "client"
+    if isinstance(err, flavour.RemoteProtocolError) and not first_byte:
+        message = str(err)
+        if message.startswith("Server disconnected"):
+            return "server"
+    return "protocol_error"

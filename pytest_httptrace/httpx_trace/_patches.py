@@ -34,6 +34,8 @@ def table(fl: Flavour) -> list[tuple[type, str, Factory]]:
         (fl.AsyncHTTP11Connection, "aclose", _pool.close),
         (fl.HTTP2Connection, "close", _pool.close),
         (fl.AsyncHTTP2Connection, "aclose", _pool.close),
+        (fl.ConnectionPool, "close", _pool.pool_close),
+        (fl.AsyncConnectionPool, "aclose", _pool.pool_close),
         # dialing: DNS and one connect per address
         (fl.SyncBackend, "connect_tcp", _dial.sync_connect_tcp),
         (fl.AnyIOBackend, "connect_tcp", _dial.async_connect_tcp),

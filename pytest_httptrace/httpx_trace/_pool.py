@@ -7,8 +7,8 @@ from collections.abc import Callable
 from typing import Any
 
 from ..trace import GotConnInfo, TracedRequest
-from ._flavour import Flavour, inner_connection
-from ._state import CONNS, CURRENT, RequestState, connection_record, lock, now
+from ._flavour import Flavour, close_reason, inner_connection
+from ._state import CONNS, CURRENT, RequestState, connection_record, lock, now, state
 
 
 def bind_connection(conn: object) -> None:
@@ -46,6 +46,7 @@ def got_conn(st: TracedRequest) -> None:
         return
     s.got_conn = True
     st.connection = conn
+    conn.last_request = st  # whose trace hears conn_closed
     t = now()
     inner = inner_connection(conn.conn)
     with lock:
@@ -61,7 +62,6 @@ def got_conn(st: TracedRequest) -> None:
             CONNS[inner] = conn
             h2 = isinstance(inner, s.flavour.h2_connections)
             conn.protocol = "HTTP/2" if h2 else "HTTP/1.1"
-    conn.last_request = st
     if "got_conn" in st.wanted:  # the info is built only for a listener
         st.fire(
             "got_conn",
@@ -80,6 +80,7 @@ def response_closed(st: TracedRequest, *, http11: bool) -> None:
     s: RequestState = st.state
     s.request = None  # with its body: a record must not keep it
     conn = st.connection
+    _body_closed(st)
     if conn is None or not s.got_conn:
         return
     with lock:
@@ -93,18 +94,51 @@ def response_closed(st: TracedRequest, *, http11: bool) -> None:
         st.fire("put_idle_conn", None)
 
 
-def _mark_closed(conn: object) -> None:
+def _body_closed(st: TracedRequest) -> None:
+    """``body_closed`` and ``request_done`` of a response the caller had (its
+    transport call returned): httpcore's own close of a failed attempt is not one,
+    that attempt ends ``failed`` when the transport raises."""
+    s = state(st)
+    if s.attempt_returned_at is not None:
+        st.body_closed(read_to_end=s.body_read, err=st.error)
+
+
+def _mark_closed(fl: Flavour, conn: object, *, pool_closing: bool = False) -> None:
+    """``conn`` (an HTTP11/HTTP2 connection) is about to close: when, and why."""
     record = CONNS.get(conn)
-    if record is not None and record.closed_at is None:
-        record.closed_at = now()
+    if record is None or record.close_reason is not None:
+        return
+    try:
+        reason, err = close_reason(
+            fl, conn, record.last_request, pool_closing=pool_closing
+        )
+    except Exception:  # never break the client's close: when, without why
+        if record.closed_at is None:
+            record.closed_at = now()
+        return
+    record.closed(reason, err)
 
 
 def close(orig: Callable[..., Any], fl: Flavour) -> Callable[..., Any]:
     """``HTTP11Connection/HTTP2Connection.close`` and ``aclose``: when a connection
-    closed (the async wrapper hands back the original coroutine)."""
+    closed, and why (the async wrapper hands back the original coroutine)."""
 
     def close(self: Any) -> Any:
-        _mark_closed(self)
+        _mark_closed(fl, self)
+        return orig(self)
+
+    return close
+
+
+def pool_close(orig: Callable[..., Any], fl: Flavour) -> Callable[..., Any]:
+    """``ConnectionPool.close`` and ``AsyncConnectionPool.aclose`` (the client was
+    closed): its connections close with it (``client_closed``)."""
+
+    def close(self: Any) -> Any:
+        for conn in self.connections:
+            inner = inner_connection(conn)
+            if inner is not None:
+                _mark_closed(fl, inner, pool_closing=True)
         return orig(self)
 
     return close

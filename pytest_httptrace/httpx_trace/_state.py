@@ -21,6 +21,7 @@ class RequestState:
     __slots__ = (
         "attempt_returned_at",
         "await_first_byte",
+        "body_read",
         "body_withheld",
         "conn",
         "deferred",
@@ -57,6 +58,7 @@ class RequestState:
         self.hold_body = False
         self.body_withheld = False
         self.wrote_request = False
+        self.body_read = False  # the response body was read to its end
         self.h2_body = False
         self.h2_written = False
         self.deferred: list[Callable[[TracedRequest], None]] = []
