@@ -19,11 +19,12 @@ Variants (what differs is only the plugin):
   carries httpcore's own ``trace`` extension with a no-op callback
   (``extensions={"trace": noop}``; an ``async def`` no-op on the async clients);
 - ``otel`` (anchor, what users pick today): pytest_httptrace never imported;
-  OpenTelemetry's httpx instrumentation (``HTTPXClientInstrumentor``) with the SDK's
-  ``TracerProvider`` and ``SimpleSpanProcessor(InMemorySpanExporter())``, the exporter
-  cleared after every batch. It patches the ``httpx`` module's transports only: under
-  ``BENCH_LIB=httpx2`` the process checks whether a GET made a span and, if not,
-  answers ``{"ready": "otel", "not_applicable": REASON}`` and measures nothing;
+  OpenTelemetry's httpx instrumentation (``HTTPXClientInstrumentor``, for httpx2
+  ``HTTPX2ClientInstrumentor``) with the SDK's ``TracerProvider`` and
+  ``SimpleSpanProcessor(InMemorySpanExporter())``, the exporter cleared after every
+  batch. If the installed instrumentation cannot trace the library (no httpx2
+  instrumentor before 0.65b0, or a first GET made no span), the process answers
+  ``{"ready": "otel", "not_applicable": REASON}`` and measures nothing;
 - ``imported``: the plugin imported (``pytest_httptrace.plugin``), never used;
 - ``idle``: the plugin imported and a recorder started and stopped once before
   measuring (a previous test recorded): httpx as shipped, no trace in effect;
@@ -129,27 +130,39 @@ class Worker:
             self._instrument_otel()
 
     def _instrument_otel(self) -> None:
-        from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+        from opentelemetry.instrumentation import httpx as otel_httpx
         from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import SimpleSpanProcessor
         from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
             InMemorySpanExporter,
         )
 
+        # httpx2 has its own instrumentor (opentelemetry-instrumentation-httpx 0.65b0).
+        name = (
+            "HTTPX2ClientInstrumentor"
+            if httpx.__name__ == "httpx2"
+            else "HTTPXClientInstrumentor"
+        )
+        instrumentor_class = getattr(otel_httpx, name, None)
+        if instrumentor_class is None:
+            self.not_applicable = (
+                f"this opentelemetry-instrumentation-httpx has no {name} "
+                f"(no {httpx.__name__} support before 0.65b0)"
+            )
+            return
         provider = TracerProvider()
         self.exporter = InMemorySpanExporter()
         provider.add_span_processor(SimpleSpanProcessor(self.exporter))
-        self.instrumentor = HTTPXClientInstrumentor()
+        self.instrumentor = instrumentor_class()
         self.instrumentor.instrument(tracer_provider=provider)
-        # Does it see this library's requests? (It patches the `httpx` module.)
+        # Does it see this library's requests?
         with httpx.Client(
             base_url=self.base_url, verify=_context(self.ca), trust_env=False
         ) as client:
             client.get("/").raise_for_status()
         if not self.exporter.get_finished_spans():
             self.not_applicable = (
-                "OpenTelemetry's httpx instrumentation patches the transports of the "
-                f"`httpx` module; {httpx.__name__}'s requests make no span"
+                f"OpenTelemetry's {name} made no span for a {httpx.__name__} request"
             )
         self.exporter.clear()
 

@@ -17,8 +17,9 @@ taking turns in rotated order, one process at a time; each batch starts with a f
 untimed GETs (the process slept while the others ran), then each request is timed
 alone. Full run: 10 rounds x 5 sub-rounds x 20 = 1000 timed GETs per variant and
 config; small batches spread the machine's drift evenly. A variant that cannot run
-with the library measured (OpenTelemetry's instrumentation on httpx2) says why at
-start-up and gets a row saying so (``not_applicable``) instead of figures.
+with the library measured (OpenTelemetry's, where the installed instrumentation has no
+httpx2 instrumentor) says why at start-up and gets a row saying so
+(``not_applicable``) instead of figures.
 
 Reported per config and variant: the median per-request time with its quartiles, and
 the ratio to the baseline, which pools the two processes without the plugin (``none``
