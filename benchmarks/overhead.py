@@ -46,6 +46,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from ._common import (
+    OVERHEAD_TARGETS,
     Result,
     bench_main,
     child_env,
@@ -61,13 +62,7 @@ from ._serve import ServerProcess
 #: "none_b"), so that one slow process does not move every ratio of its round.
 BASELINE = "baseline"
 NO_PLUGIN = ("none", "none_b")
-TARGETS = {
-    "imported": 1.01,
-    "idle": 1.01,
-    "installed": 1.01,
-    "one": 1.02,
-    "recording": 1.05,
-}
+TARGETS = OVERHEAD_TARGETS
 #: Not ours: what the plugin's figures are shown beside (no target).
 ANCHORS = ("httpcore_noop", "otel")
 
