@@ -83,8 +83,13 @@ def _provenance(result: dict[str, Any], name: str) -> str:
         f"Command: `{env}{COMMAND}.{module}` (or `{COMMAND} {name}`){quick}. "
         f"Measured {meta['date']} at commit `{meta['commit']}`, Python "
         f"{meta['python']}, {meta['cpus']} CPUs{load_text}; "
-        f"httpx {meta['versions']['httpx']}, httpcore {meta['versions']['httpcore']}, "
-        f"hypercorn {meta['versions']['hypercorn']}; took {result['seconds']:.0f} s."
+        + (
+            ""
+            if env
+            else f"httpx {meta['versions']['httpx']}, "
+            f"httpcore {meta['versions']['httpcore']}, "
+        )
+        + f"hypercorn {meta['versions']['hypercorn']}; took {result['seconds']:.0f} s."
     )
 
 
