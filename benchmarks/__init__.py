@@ -14,7 +14,9 @@ unless ``--results`` / ``--docs`` are given; this is what CI runs)::
 Each benchmark runs in a fresh process (``python -m benchmarks.<name> --out FILE``):
 
 - ``overhead``: 1000 keep-alive TLS GETs per variant, server in another process,
-  client processes with no plugin / plugin idle / every hook recording (`overhead`).
+  client processes with no plugin / plugin idle / one hook set / every hook recording,
+  and two anchors: httpcore's no-op ``trace`` extension and OpenTelemetry's httpx
+  instrumentation (`overhead`); ``overhead-httpx2`` the same on httpx2.
 - ``cold``: first request on a new connection (DNS + TCP + TLS), traced vs untraced.
 - ``startup``: ``-X importtime`` of the plugin after pytest, and ``pytest
   --collect-only`` of a generated 200-test suite with and without the plugin.

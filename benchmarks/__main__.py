@@ -3,12 +3,14 @@
 Runs the benchmarks named (all by default), each in a fresh process, one after the
 other. A full run writes ``benchmarks/results/NAME.json`` and updates the tables of
 ``docs/performance.md``; ``--quick`` (a few iterations, no thresholds: what CI runs)
-writes nothing unless ``--results`` or ``--docs`` is given.
+writes nothing unless ``--results`` or ``--docs`` is given. ``overhead-httpx2`` is the
+overhead benchmark with ``BENCH_LIB=httpx2`` (skipped where httpx2 is not installed).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import subprocess
 import sys
 import tempfile
@@ -20,6 +22,7 @@ from .report import DOCS, render, update_doc
 
 NAMES = (
     "overhead",
+    "overhead-httpx2",
     "cold",
     "startup",
     "servers",
@@ -27,6 +30,11 @@ NAMES = (
     "aiohttp_overhead",
     "requests_overhead",
 )
+
+#: Names that run another benchmark's module with some environment.
+VARIANTS = {"overhead-httpx2": ("overhead", {"BENCH_LIB": "httpx2"})}
+#: The module a benchmark needs, and that a run skips it without.
+NEEDS = {"overhead-httpx2": "httpx2"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,14 +58,19 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="httptrace-bench-") as tmp:
         out_dir = results or Path(tmp)
         for name in names:
+            needed = NEEDS.get(name)
+            if needed is not None and importlib.util.find_spec(needed) is None:
+                print(f"benchmarks: {name} skipped ({needed} is not installed)")
+                continue
             started = time.perf_counter()
             print(f"benchmarks: {name} ...", flush=True)
+            module, extra = VARIANTS.get(name, (name, {}))
             cmd = python_module(
-                f"benchmarks.{name}", "--out", str(out_dir / f"{name}.json")
+                f"benchmarks.{module}", "--out", str(out_dir / f"{name}.json")
             )
             if args.quick:
                 cmd.append("--quick")
-            proc = subprocess.run(cmd, env=child_env())
+            proc = subprocess.run(cmd, env=child_env(**extra))
             if proc.returncode != 0:
                 print(f"benchmarks: {name} failed ({proc.returncode})", file=sys.stderr)
                 return proc.returncode

@@ -24,6 +24,22 @@ RESULTS = ROOT / "benchmarks" / "results"
 
 Result = dict[str, Any]
 
+# Targets (issue 16), written into the results and read back by `benchmarks.report`
+# (which falls back on these for results written before a target was recorded).
+
+#: Keep-alive TLS GET, each variant / no plugin (`benchmarks.overhead`).
+OVERHEAD_TARGETS = {
+    "imported": 1.01,
+    "idle": 1.01,
+    "installed": 1.01,  # work for requests that carry no trace is not done
+    "one": 1.02,  # work for hooks nobody set is not done
+    "recording": 1.05,
+}
+#: First request of a new client, recorded / not (`benchmarks.cold`).
+COLD_TARGET = 1.05
+#: Memory held per recorded keep-alive request (`benchmarks.scale`).
+MEMORY_TARGET_BYTES = 5000
+
 
 def summary(values: Sequence[float]) -> dict[str, float]:
     """Median and spread (quartiles, min, max) of ``values``, and how many."""

@@ -15,11 +15,24 @@ Variants (what differs is only the plugin):
 
 - ``none``, ``none_b``: pytest imported, pytest_httptrace never imported (``none_b`` is
   a second process of the same kind: an A/A control, the noise floor of the setup);
+- ``httpcore_noop`` (anchor, the floor): pytest_httptrace never imported; every GET
+  carries httpcore's own ``trace`` extension with a no-op callback
+  (``extensions={"trace": noop}``; an ``async def`` no-op on the async clients);
+- ``otel`` (anchor, what users pick today): pytest_httptrace never imported;
+  OpenTelemetry's httpx instrumentation (``HTTPXClientInstrumentor``, for httpx2
+  ``HTTPX2ClientInstrumentor``) with the SDK's ``TracerProvider`` and
+  ``SimpleSpanProcessor(InMemorySpanExporter())``, the exporter cleared after every
+  batch. If the installed instrumentation cannot trace the library (no httpx2
+  instrumentor before 0.65b0, or a first GET made no span), the process answers
+  ``{"ready": "otel", "not_applicable": REASON}`` and measures nothing;
 - ``imported``: the plugin imported (``pytest_httptrace.plugin``), never used;
 - ``idle``: the plugin imported and a recorder started and stopped once before
   measuring (a previous test recorded): httpx as shipped, no trace in effect;
 - ``installed``: a trace in effect in *another* context, so the instrumentation is
   installed, but these requests carry no trace (the patched paths' cheap exit);
+- ``one``: a trace with one hook set (``ClientTrace(got_conn=lambda info: None)``)
+  in effect in the requests' own context (`with_client_trace`, entered once at the
+  start): the instrumentation's work for a request when one hook is set;
 - ``recording``: `Recorder.start` around every batch: every hook recording.
 """
 
@@ -27,6 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import importlib
 import json
 import os
@@ -43,9 +57,29 @@ else:
     # The client library measured: httpx (default) or httpx2 (BENCH_LIB=httpx2).
     httpx = importlib.import_module(os.environ.get("BENCH_LIB", "httpx"))
 
-VARIANTS = ("none", "none_b", "imported", "idle", "installed", "recording")
+VARIANTS = (
+    "none",
+    "none_b",
+    "imported",
+    "idle",
+    "installed",
+    "one",
+    "recording",
+    "httpcore_noop",
+    "otel",
+)
+#: Variants that never import the plugin.
+NO_PLUGIN_IMPORT = ("none", "none_b", "httpcore_noop", "otel")
 CONFIGS = ("sync-h1", "sync-h2", "async-h1", "async-h2")
 WARMUP = 30
+
+
+def _noop(event_name: str, info: dict[str, Any]) -> None:
+    """httpcore's ``trace`` extension callback, doing nothing (sync clients)."""
+
+
+async def _anoop(event_name: str, info: dict[str, Any]) -> None:
+    """The same for async clients (httpcore awaits it)."""
 
 
 def _context(ca: str) -> ssl.SSLContext:
@@ -69,7 +103,12 @@ class Worker:
         self.aio: dict[str, httpx.AsyncClient] = {}
         self._other_context: Any = None
         self._plugin: Any = None
-        if variant in ("imported", "idle", "installed", "recording"):
+        self._attach: Any = None
+        self.exporter: Any = None
+        self.instrumentor: Any = None
+        #: Why this variant cannot be measured with this library (otel on httpx2).
+        self.not_applicable: str | None = None
+        if variant not in NO_PLUGIN_IMPORT:
             import pytest_httptrace
             import pytest_httptrace.plugin
 
@@ -80,6 +119,52 @@ class Worker:
             attach = pytest_httptrace.with_client_trace(pytest_httptrace.ClientTrace())
             self._attach = attach
             self._other_context.run(attach.__enter__)
+        elif variant == "one":
+            # One hook set, in effect here (and in the tasks the loop creates, which
+            # copy this context).
+            self._attach = pytest_httptrace.with_client_trace(
+                pytest_httptrace.ClientTrace(got_conn=lambda info: None)
+            )
+            self._attach.__enter__()
+        elif variant == "otel":
+            self._instrument_otel()
+
+    def _instrument_otel(self) -> None:
+        from opentelemetry.instrumentation import httpx as otel_httpx
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
+            InMemorySpanExporter,
+        )
+
+        # httpx2 has its own instrumentor (opentelemetry-instrumentation-httpx 0.65b0).
+        name = (
+            "HTTPX2ClientInstrumentor"
+            if httpx.__name__ == "httpx2"
+            else "HTTPXClientInstrumentor"
+        )
+        instrumentor_class = getattr(otel_httpx, name, None)
+        if instrumentor_class is None:
+            self.not_applicable = (
+                f"this opentelemetry-instrumentation-httpx has no {name} "
+                f"(no {httpx.__name__} support before 0.65b0)"
+            )
+            return
+        provider = TracerProvider()
+        self.exporter = InMemorySpanExporter()
+        provider.add_span_processor(SimpleSpanProcessor(self.exporter))
+        self.instrumentor = instrumentor_class()
+        self.instrumentor.instrument(tracer_provider=provider)
+        # Does it see this library's requests?
+        with httpx.Client(
+            base_url=self.base_url, verify=_context(self.ca), trust_env=False
+        ) as client:
+            client.get("/").raise_for_status()
+        if not self.exporter.get_finished_spans():
+            self.not_applicable = (
+                f"OpenTelemetry's {name} made no span for a {httpx.__name__} request"
+            )
+        self.exporter.clear()
 
     # -- clients
 
@@ -143,7 +228,9 @@ class Worker:
         times: list[int] = []
         cpu0 = time.thread_time_ns()
         if client is not None:
-            get = client.get
+            get: Any = client.get
+            if self.variant == "httpcore_noop":
+                get = functools.partial(get, extensions={"trace": _noop})
             for _ in range(n):
                 t0 = clock()
                 response = get("/")
@@ -152,7 +239,9 @@ class Worker:
                     raise RuntimeError(f"unexpected response {response!r}")
             return times, time.thread_time_ns() - cpu0
         assert aclient is not None
-        aget = aclient.get
+        aget: Any = aclient.get
+        if self.variant == "httpcore_noop":
+            aget = functools.partial(aget, extensions={"trace": _anoop})
 
         async def batch() -> None:
             for _ in range(n):
@@ -176,6 +265,8 @@ class Worker:
                 self._batch(config, client, aclient, warm)
                 if recorder is not None:
                     recorder.clear()
+            if self.exporter is not None:
+                self.exporter.clear()
             times, cpu = self._batch(config, client, aclient, n)
         finally:
             if recorder is not None:
@@ -184,6 +275,9 @@ class Worker:
         if recorder is not None:
             answer["events"] = len(recorder.events)
             answer["requests"] = len(recorder.requests)
+        if self.exporter is not None:
+            answer["spans"] = len(self.exporter.get_finished_spans())
+            self.exporter.clear()
         return answer
 
     def quit(self) -> dict[str, Any]:
@@ -197,9 +291,14 @@ class Worker:
             installed = sys.modules["pytest_httptrace.trace"].instrumentation_active()
         if self._other_context is not None:
             self._other_context.run(self._attach.__exit__, None, None, None)
+        elif self._attach is not None:
+            self._attach.__exit__(None, None, None)
+        if self.instrumentor is not None:
+            self.instrumentor.uninstrument()
         return {
             "plugin_imported": "pytest_httptrace" in sys.modules,
             "instrumentation_installed": installed,
+            "otel_imported": "opentelemetry" in sys.modules,
         }
 
 
@@ -207,7 +306,10 @@ def main() -> None:
     variant, base_url, ca = sys.argv[1:4]
     warmup = int(sys.argv[4]) if len(sys.argv) > 4 else WARMUP
     worker = Worker(variant, base_url, ca, warmup)
-    print(json.dumps({"ready": variant}), flush=True)
+    ready: dict[str, Any] = {"ready": variant}
+    if worker.not_applicable is not None:
+        ready["not_applicable"] = worker.not_applicable
+    print(json.dumps(ready), flush=True)
     for line in sys.stdin:
         command = json.loads(line)
         if command["cmd"] == "run":

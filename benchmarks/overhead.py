@@ -4,8 +4,11 @@
 httpx2 instead of httpx, ``BENCH_CONFIGS=sync-h1,async-h2`` a subset of the configs.
 
 Our test server runs in its own process (`benchmarks._serve`). One client process per
-variant (`benchmarks._overhead_worker`: no plugin, an A/A copy of it, plugin idle,
-instrumentation installed but this request untraced, every hook recording) keeps four
+variant (`benchmarks._overhead_worker`: no plugin, an A/A copy of it, plugin imported,
+plugin idle, instrumentation installed but this request untraced, one hook set, every
+hook recording; and two anchors without the plugin: httpcore's own ``trace``
+extension with a no-op callback, the floor of any tracing, and OpenTelemetry's httpx
+instrumentation, what users pick today) keeps four
 warm clients: sync and async, HTTP/1.1 and HTTP/2. Every round starts new client
 processes (so that what differs between two processes of the same kind, such as memory
 layout and hash seed, varies between rounds rather than biasing a variant), then in
@@ -13,7 +16,10 @@ each of its sub-rounds every variant runs a batch of GETs on each config, varian
 taking turns in rotated order, one process at a time; each batch starts with a few
 untimed GETs (the process slept while the others ran), then each request is timed
 alone. Full run: 10 rounds x 5 sub-rounds x 20 = 1000 timed GETs per variant and
-config; small batches spread the machine's drift evenly.
+config; small batches spread the machine's drift evenly. A variant that cannot run
+with the library measured (OpenTelemetry's, where the installed instrumentation has no
+httpx2 instrumentor) says why at start-up and gets a row saying so
+(``not_applicable``) instead of figures.
 
 Reported per config and variant: the median per-request time with its quartiles, and
 the ratio to the baseline, which pools the two processes without the plugin (``none``
@@ -26,7 +32,8 @@ client-side cost alone, without the server's time and the scheduler's noise.
 Then, in this process, where the recording cost goes (`decompose`): client CPU time
 per request with httpx as shipped, with the instrumentation installed but no trace
 here, with an empty ``ClientTrace()`` in effect (the instrumentation's own work: it
-builds the request's state and fires every hook, no hook set), and with a recorder.
+builds the request's state and fires every hook, no hook set), with one hook set
+(``got_conn``, a no-op), and with a recorder.
 """
 
 from __future__ import annotations
@@ -35,9 +42,11 @@ import contextlib
 import json
 import os
 import subprocess
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from ._common import (
+    OVERHEAD_TARGETS,
     Result,
     bench_main,
     child_env,
@@ -46,14 +55,36 @@ from ._common import (
     rotated,
     summary,
 )
-from ._overhead_worker import CONFIGS, VARIANTS, Worker
+from ._overhead_worker import CONFIGS, NO_PLUGIN_IMPORT, VARIANTS, Worker
 from ._serve import ServerProcess
 
 #: The baseline pools the two processes without the plugin (each round's "none" and
 #: "none_b"), so that one slow process does not move every ratio of its round.
 BASELINE = "baseline"
 NO_PLUGIN = ("none", "none_b")
-TARGETS = {"imported": 1.01, "idle": 1.01, "recording": 1.05}
+TARGETS = OVERHEAD_TARGETS
+#: Not ours: what the plugin's figures are shown beside (no target).
+ANCHORS = ("httpcore_noop", "otel")
+
+
+DISTS = (
+    "httpx",
+    "httpcore",
+    "httpx2",
+    "httpcore2",
+    "opentelemetry-sdk",
+    "opentelemetry-instrumentation-httpx",
+)
+
+
+def _versions() -> dict[str, str]:
+    found = {}
+    for dist in DISTS:
+        try:
+            found[dist] = version(dist)
+        except PackageNotFoundError:
+            found[dist] = "not installed"
+    return found
 
 
 class _Client:
@@ -75,9 +106,12 @@ class _Client:
             env=env,
         )
 
-    def wait_ready(self) -> None:
+    def wait_ready(self) -> str | None:
+        """Wait for the process; why the variant cannot run here, if it cannot."""
         ready = self._read()
-        assert ready == {"ready": self.variant}, ready
+        assert ready.get("ready") == self.variant, ready
+        reason: str | None = ready.get("not_applicable")
+        return reason
 
     def _read(self) -> dict[str, Any]:
         assert self.proc.stdout is not None
@@ -115,7 +149,7 @@ class _Client:
                 self.proc.stdout.close()
 
 
-DECOMPOSE = ("shipped", "installed", "empty trace", "recorder")
+DECOMPOSE = ("shipped", "installed", "empty trace", "one hook", "recorder")
 
 
 def decompose(
@@ -139,10 +173,14 @@ def decompose(
                 for variant in rotated(DECOMPOSE, r):
                     recorder = None
                     other = contextvars.copy_context()
-                    attach = with_client_trace(ClientTrace())
+                    attach = with_client_trace(
+                        ClientTrace(got_conn=lambda info: None)
+                        if variant == "one hook"
+                        else ClientTrace()
+                    )
                     if variant == "installed":
                         other.run(attach.__enter__)
-                    elif variant == "empty trace":
+                    elif variant in ("empty trace", "one hook"):
                         attach.__enter__()
                     elif variant == "recorder":
                         recorder = Recorder.start()
@@ -152,7 +190,7 @@ def decompose(
                     finally:
                         if variant == "installed":
                             other.run(attach.__exit__, None, None, None)
-                        elif variant == "empty trace":
+                        elif variant in ("empty trace", "one hook"):
                             attach.__exit__(None, None, None)
                         elif recorder is not None:
                             recorder.stop()
@@ -163,6 +201,7 @@ def decompose(
     rows = []
     for config in configs:
         base = summary(cpu[config]["shipped"])["median"]
+        empty = summary(cpu[config]["empty trace"])["median"]
         previous = base
         for variant in DECOMPOSE:
             us = summary(cpu[config][variant])["median"]
@@ -177,6 +216,8 @@ def decompose(
                 per_request = summary(events[config])["median"]
                 row["events_per_request"] = per_request
                 row["step_us_per_event"] = (us - previous) / per_request
+                # Every hook set, over no hook set: what a recorded event costs.
+                row["us_per_event_over_empty"] = (us - empty) / per_request
             rows.append(row)
             previous = us
     return rows
@@ -185,12 +226,16 @@ def decompose(
 def _check_state(variant: str, state: dict[str, Any]) -> None:
     if "exited" in state:
         raise RuntimeError(f"client process {variant} died: {state}")
-    imported = variant not in ("none", "none_b")
-    installed = variant == "installed"
-    if (state["plugin_imported"], state["instrumentation_installed"]) != (
-        imported,
-        installed,
-    ):
+    expected = (
+        variant not in NO_PLUGIN_IMPORT,
+        variant in ("installed", "one"),
+        variant == "otel",
+    )
+    if (
+        state["plugin_imported"],
+        state["instrumentation_installed"],
+        state["otel_imported"],
+    ) != expected:
         raise RuntimeError(f"variant {variant} ran in the wrong state: {state}")
 
 
@@ -216,13 +261,20 @@ def run(quick: bool) -> Result:
         c: {v: [] for v in pooled} for c in configs
     }
     events: dict[str, list[float]] = {c: [] for c in configs}
+    spans: dict[str, list[float]] = {c: [] for c in configs}
     checks: dict[str, Any] = {}
+    #: Variants that cannot run with this library, and why (known after round 1).
+    not_applicable: dict[str, str] = {}
     with ServerProcess.start() as server:
         for r in range(rounds):
             # New client processes every round: what differs between two processes
             # of the same kind (memory layout, hash seed) varies from round to round
             # instead of biasing one variant for the whole run.
-            clients = {v: _Client(v, server.url, server.ca, warmup) for v in variants}
+            clients = {
+                v: _Client(v, server.url, server.ca, warmup)
+                for v in variants
+                if v not in not_applicable
+            }
             this_round: dict[str, dict[str, list[int]]] = {
                 c: {v: [] for v in pooled} for c in configs
             }
@@ -230,11 +282,14 @@ def run(quick: bool) -> Result:
                 c: {v: [] for v in pooled} for c in configs
             }
             try:
-                for client in clients.values():  # they start in parallel
-                    client.wait_ready()
+                for variant, client in clients.items():  # they start in parallel
+                    reason = client.wait_ready()
+                    if reason is not None:
+                        not_applicable[variant] = reason
+                measured = [v for v in variants if v not in not_applicable]
                 for sub in range(subrounds):
                     for config in configs:
-                        for variant in rotated(variants, r * subrounds + sub):
+                        for variant in rotated(measured, r * subrounds + sub):
                             answer = clients[variant].ask(
                                 {
                                     "cmd": "run",
@@ -255,6 +310,13 @@ def run(quick: bool) -> Result:
                                         f"requests of {batch}"
                                     )
                                 events[config].append(answer["events"] / batch)
+                            if variant == "otel":
+                                if answer["spans"] < batch:
+                                    raise RuntimeError(
+                                        f"OpenTelemetry exported {answer['spans']} "
+                                        f"spans for {batch} requests"
+                                    )
+                                spans[config].append(answer["spans"] / batch)
             finally:
                 for variant, client in clients.items():
                     checks[variant] = client.close()
@@ -266,7 +328,7 @@ def run(quick: bool) -> Result:
                     cpu[config][BASELINE].extend(this_cpu[config][name])
                     this_round[config][BASELINE] += this_round[config][name]
                     this_cpu[config][BASELINE] += this_cpu[config][name]
-                for variant in (*variants, BASELINE):
+                for variant in (*measured, BASELINE):
                     median = summary(this_round[config][variant])["median"]
                     round_medians[config][variant].append(median)
                     median = summary(this_cpu[config][variant])["median"]
@@ -280,6 +342,16 @@ def run(quick: bool) -> Result:
         base = summary(times[config][BASELINE])
         base_cpu = summary(cpu[config][BASELINE])
         for variant in variants:
+            if variant in not_applicable:
+                rows.append(
+                    {
+                        "config": config,
+                        "variant": variant,
+                        "not_applicable": not_applicable[variant],
+                        "target": TARGETS.get(variant),
+                    }
+                )
+                continue
             s = summary(times[config][variant])
             c = summary(cpu[config][variant])
             paired = [
@@ -312,6 +384,8 @@ def run(quick: bool) -> Result:
             }
             if variant == "recording":
                 row["events_per_request"] = summary(events[config])["median"]
+            if variant == "otel":
+                row["spans_per_request"] = summary(spans[config])["median"]
             if variant == "none_b":
                 # The A/A control: one process without the plugin against the other.
                 a = summary(times[config]["none"])["median"]
@@ -334,6 +408,9 @@ def run(quick: bool) -> Result:
         "batch": batch,
         "warm": warm,
         "variants": list(variants),
+        "anchors": list(ANCHORS),
+        "versions": _versions(),
+        "not_applicable": not_applicable,
         "configs": list(configs),
         "rows": rows,
         "process_checks": checks,

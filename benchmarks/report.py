@@ -17,7 +17,13 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ._common import RESULTS, ROOT
+from ._common import (
+    COLD_TARGET,
+    MEMORY_TARGET_BYTES,
+    OVERHEAD_TARGETS,
+    RESULTS,
+    ROOT,
+)
 
 DOCS = ROOT / "docs" / "performance.md"
 COMMAND = ".venv/bin/python -m benchmarks"
@@ -61,20 +67,98 @@ def _verdict(value: float, target: float | None) -> str:
 
 
 def _provenance(result: dict[str, Any], name: str) -> str:
+    """Command, date, commit, machine and versions of a result. ``name``: the
+    benchmark's name in ``python -m benchmarks NAME``."""
     meta = result["meta"]
     load = meta.get("loadavg")
     load_text = f", load average {load[0]:.2f}" if load else ""
     quick = " (QUICK MODE: not for comparison)" if result.get("quick") else ""
+    module = name
+    env = ""
+    if name == "overhead" and result.get("lib", "httpx") != "httpx":
+        # `python -m benchmarks overhead-httpx2` runs it so.
+        env = f"BENCH_LIB={result['lib']} "
+        name = f"overhead-{result['lib']}"
     return (
-        f"Command: `{COMMAND}.{name}` (or `{COMMAND} {name}`){quick}. "
+        f"Command: `{env}{COMMAND}.{module}` (or `{COMMAND} {name}`){quick}. "
         f"Measured {meta['date']} at commit `{meta['commit']}`, Python "
         f"{meta['python']}, {meta['cpus']} CPUs{load_text}; "
-        f"httpx {meta['versions']['httpx']}, httpcore {meta['versions']['httpcore']}, "
-        f"hypercorn {meta['versions']['hypercorn']}; took {result['seconds']:.0f} s."
+        + (
+            ""
+            if env
+            else f"httpx {meta['versions']['httpx']}, "
+            f"httpcore {meta['versions']['httpcore']}, "
+        )
+        + f"hypercorn {meta['versions']['hypercorn']}; took {result['seconds']:.0f} s."
     )
 
 
 # -- one renderer per benchmark --------------------------------------------------------
+
+
+OVERHEAD_LABELS = {
+    "none": "no plugin, process A",
+    "none_b": "no plugin, process B",
+    "imported": "plugin imported",
+    "idle": "plugin idle (after a recorder)",
+    "installed": "instrumented, no trace here",
+    "one": "one hook set (`got_conn`), in effect here",
+    "recording": "every hook recording",
+    "httpcore_noop": "anchor: httpcore's `trace` extension, no-op callback",
+    "otel": "anchor: OpenTelemetry httpx instrumentation",
+}
+
+
+def _lib(r: dict[str, Any]) -> str:
+    """The library an overhead result measured, with its version when recorded."""
+    lib = str(r.get("lib", "httpx"))
+    versions = r.get("versions", {})
+    if lib in versions:
+        core = "httpcore2" if lib == "httpx2" else "httpcore"
+        return f"{lib} {versions[lib]} / {core} {versions.get(core, '?')}"
+    return lib
+
+
+def _overhead_row(row: dict[str, Any]) -> list[str]:
+    label = OVERHEAD_LABELS.get(row["variant"], row["variant"])
+    if "spans_per_request" in row:
+        label += f" ({row['spans_per_request']:.0f} span/request)"
+    if "not_applicable" in row:
+        return [
+            row["config"],
+            label,
+            f"not applicable: {row['not_applicable']}",
+            *(["–"] * 6),
+            "–" if row.get("target") is None else f"≤ {row['target']:g}",
+        ]
+    ratio = row["ratio"]
+    return [
+        row["config"],
+        label,
+        f"{row['median_us']:,.0f} ({row['p25_us']:,.0f}–{row['p75_us']:,.0f})",
+        f"{ratio:.3f}",
+        _range(row["round_ratio"]),
+        _ci(row["round_ratio"]),
+        f"{row['cpu_us']:,.0f}",
+        f"{row['cpu_ratio']:.3f}",
+        _range(row["round_cpu_ratio"]),
+        _verdict(ratio, row.get("target")),
+    ]
+
+
+def _layer(row: dict[str, Any]) -> str:
+    name = str(row["variant"])
+    if "events_per_request" not in row:
+        return name
+    if "us_per_event_over_empty" in row:
+        return (
+            f"{name} ({row['events_per_request']:.0f} events: "
+            f"{row['us_per_event_over_empty']:.1f} µs each over the empty trace)"
+        )
+    return (
+        f"{name} ({row['events_per_request']:.0f} events: "
+        f"{row['step_us_per_event']:.1f} µs each)"
+    )
 
 
 def render_overhead(r: dict[str, Any]) -> str:
@@ -83,31 +167,6 @@ def render_overhead(r: dict[str, Any]) -> str:
         f"{x['config']} {x['aa_ratio']:.3f} (per round {_ci(x['aa_round_ratio'])})"
         for x in aa_rows
     )
-    labels = {
-        "none": "no plugin, process A",
-        "none_b": "no plugin, process B",
-        "imported": "plugin imported",
-        "idle": "plugin idle (after a recorder)",
-        "installed": "instrumented, no trace here",
-        "recording": "every hook recording",
-    }
-    rows = []
-    for row in r["rows"]:
-        ratio = row["ratio"]
-        rows.append(
-            [
-                row["config"],
-                labels.get(row["variant"], row["variant"]),
-                f"{row['median_us']:,.0f} ({row['p25_us']:,.0f}–{row['p75_us']:,.0f})",
-                f"{ratio:.3f}",
-                _range(row["round_ratio"]),
-                _ci(row["round_ratio"]),
-                f"{row['cpu_us']:,.0f}",
-                f"{row['cpu_ratio']:.3f}",
-                _range(row["round_cpu_ratio"]),
-                _verdict(ratio, row.get("target")),
-            ]
-        )
     main = _table(
         [
             "config",
@@ -121,7 +180,7 @@ def render_overhead(r: dict[str, Any]) -> str:
             "per-round CPU ratio",
             "target",
         ],
-        rows,
+        (_overhead_row(row) for row in r["rows"]),
     )
     decomposition = _table(
         [
@@ -134,13 +193,7 @@ def render_overhead(r: dict[str, Any]) -> str:
         (
             [
                 row["config"],
-                row["variant"]
-                + (
-                    f" ({row['events_per_request']:.0f} events: "
-                    f"{row['step_us_per_event']:.1f} µs each)"
-                    if "events_per_request" in row
-                    else ""
-                ),
+                _layer(row),
                 f"{row['cpu_us']:,.0f}",
                 f"{row['step_us']:+,.0f}",
                 f"{row['added_us']:+,.0f}",
@@ -148,8 +201,17 @@ def render_overhead(r: dict[str, Any]) -> str:
             for row in r["decompose"]
         ),
     )
+    versions = r.get("versions", {})
+    otel = versions.get("opentelemetry-instrumentation-httpx")
+    anchors = (
+        f" OpenTelemetry: opentelemetry-sdk {versions.get('opentelemetry-sdk')}, "
+        f"opentelemetry-instrumentation-httpx {otel}."
+        if otel is not None
+        else ""
+    )
     return (
-        f"{_provenance(r, 'overhead')} {r['rounds']} rounds (new client processes "
+        f"{_provenance(r, 'overhead')} Library measured: {_lib(r)}.{anchors} "
+        f"{r['rounds']} rounds (new client processes "
         f"each) x {r['subrounds']} sub-rounds x {r['batch']} timed GETs per variant "
         f"and config ({r['rounds'] * r['subrounds'] * r['batch']} each). Ratios are "
         "to the baseline, both processes without the plugin pooled; the A/A control, "
@@ -439,48 +501,83 @@ def _ratio_verdict(ratio: float, per_round: dict[str, float], target: float) -> 
     return _yes(False)
 
 
+def _group_verdict(cells: list[dict[str, Any]], target: float) -> str:
+    """Met if every ratio is within the target; not resolved if some are above it
+    but the confidence interval of every per-round ratio includes it; else not met."""
+    if max(x["ratio"] for x in cells) <= target:
+        return _yes(True)
+    if all(x["round_ratio"]["ci_low"] <= target for x in cells):
+        return (
+            "**not resolved**: above the target, but within the noise (the "
+            "confidence interval of every per-round ratio includes it)"
+        )
+    return _yes(False)
+
+
+def _anchor_cell(row: dict[str, Any] | None) -> str:
+    if row is None:
+        return "not measured"
+    if "not_applicable" in row:
+        return f"not applicable ({row['not_applicable']})"
+    return f"{row['ratio']:.3f} (CPU {row['cpu_ratio']:.3f})"
+
+
+def _summary_overhead(r: dict[str, Any]) -> Table:
+    """The overhead benchmark's rows of the summary: one per target, the anchors
+    beside the recording's."""
+    by = {(x["config"], x["variant"]): x for x in r["rows"]}
+    lib = r.get("lib", "httpx")
+    aa = [by[(c, "none_b")]["aa_ratio"] for c in r["configs"]]
+    control = f"A/A control, B / A: {min(aa):.3f}–{max(aa):.3f}"
+    rows: Table = []
+    for variants, label in (
+        (("imported", "idle"), "plugin loaded (imported; idle), no trace"),
+        (("installed",), "instrumentation installed, this request untraced"),
+        (("one",), "one hook set (`got_conn`), in effect here"),
+        (("recording",), "every hook recording"),
+    ):
+        if not all(v in r["variants"] for v in variants):
+            continue  # a result from before the variant existed
+        cells = [by[(c, v)] for v in variants for c in r["configs"]]
+        target = cells[0].get("target") or OVERHEAD_TARGETS[variants[0]]
+        recording = variants == ("recording",)
+        per_config = []
+        for c in r["configs"]:
+            parts = []
+            for v in variants:
+                x = by[(c, v)]
+                text = (f"{v} " if len(variants) > 1 else "") + (
+                    f"{x['ratio']:.3f} [{x['round_ratio']['ci_low']:.3f}–"
+                    f"{x['round_ratio']['ci_high']:.3f}]"
+                )
+                if recording:
+                    text += f", CPU {x['cpu_ratio']:.3f}"
+                parts.append(text)
+            text = f"{c}: " + ", ".join(parts)
+            if recording:
+                text += (
+                    f"; beside it OpenTelemetry {_anchor_cell(by.get((c, 'otel')))}, "
+                    "httpcore no-op trace "
+                    f"{_anchor_cell(by.get((c, 'httpcore_noop')))}"
+                )
+            per_config.append(text)
+        rows.append(
+            [
+                f"keep-alive TLS GET ({lib}), {label} / no plugin",
+                f"≤ {target:g}",
+                "; ".join(per_config) + f" ({control})",
+                _group_verdict(cells, target),
+            ]
+        )
+    return rows
+
+
 def render_summary(results: dict[str, dict[str, Any]]) -> str:
     """One row per target of issue 8 (and the server issue's costs), from the JSON."""
     rows: Table = []
-    if "overhead" in results:
-        r = results["overhead"]
-        by = {(x["config"], x["variant"]): x for x in r["rows"]}
-        aa = [by[(c, "none_b")]["aa_ratio"] for c in r["configs"]]
-        for variants, label in (
-            (("imported", "idle"), "plugin loaded (imported; idle), no trace"),
-            (("recording",), "every hook recording"),
-        ):
-            cells = [by[(c, v)] for v in variants for c in r["configs"]]
-            target = cells[0]["target"]
-            worst = max(cells, key=lambda x: x["ratio"])
-            if worst["ratio"] <= target:
-                verdict = _yes(True)
-            elif all(x["round_ratio"]["ci_low"] <= target for x in cells):
-                verdict = (
-                    "**not resolved**: above the target, but within the noise (the "
-                    "confidence interval of every per-round ratio includes it)"
-                )
-            else:
-                verdict = _yes(False)
-            measured = "; ".join(
-                f"{c}: "
-                + ", ".join(
-                    (f"{v} " if len(variants) > 1 else "")
-                    + f"{by[(c, v)]['ratio']:.3f}"
-                    + f" [{by[(c, v)]['round_ratio']['ci_low']:.3f}–"
-                    + f"{by[(c, v)]['round_ratio']['ci_high']:.3f}]"
-                    for v in variants
-                )
-                for c in r["configs"]
-            )
-            rows.append(
-                [
-                    f"keep-alive TLS GET, {label} / no plugin",
-                    f"≤ {target:g}",
-                    f"{measured} (A/A control, B / A: {min(aa):.3f}–{max(aa):.3f})",
-                    verdict,
-                ]
-            )
+    for name in ("overhead", "overhead-httpx2"):
+        if name in results:
+            rows += _summary_overhead(results[name])
     if "requests_overhead" in results:
         r = results["requests_overhead"]
         by = {x["variant"]: x for x in r["rows"]}
@@ -549,6 +646,24 @@ def render_summary(results: dict[str, dict[str, Any]]) -> str:
                     _yes(rps > theirs),
                 ]
             )
+    if "cold" in results:
+        r = results["cold"]
+        traced = [x for x in r["rows"] if x["variant"] == "traced"]
+        warm = {x["config"]: x for x in r["rows"] if x["variant"] == "traced_warm"}
+        target = traced[0].get("target") or COLD_TARGET
+        rows.append(
+            [
+                "first request of a new client (DNS + TCP + TLS), recorded / not",
+                f"≤ {target:g}",
+                "; ".join(
+                    f"{x['config']}: {x['ratio']:.3f} [{x['round_ratio']['ci_low']:.3f}"
+                    f"–{x['round_ratio']['ci_high']:.3f}] (second client under the "
+                    f"same recorder {warm[x['config']]['ratio']:.3f})"
+                    for x in traced
+                ),
+                _group_verdict(traced, target),
+            ]
+        )
     if "scale" in results:
         r = results["scale"]
         cases = dict.fromkeys(x["case"] for x in r["assertions"])
@@ -576,6 +691,17 @@ def render_summary(results: dict[str, dict[str, Any]]) -> str:
                 " / ".join(f"{x:,.0f} B" for x in per_request)
                 + f"; real traffic {r['memory_real']['bytes_per_request']:,.0f} B",
                 _yes(max(per_request) / min(per_request) < 1.1),
+            ]
+        )
+        target_bytes = r.get("memory_target_bytes", MEMORY_TARGET_BYTES)
+        real = r["memory_real"]["bytes_per_request"]
+        rows.append(
+            [
+                "memory per recorded request (keep-alive TLS GETs to our server, "
+                "everything the records keep alive)",
+                f"≤ {target_bytes:,} B",
+                f"{real:,.0f} B; synthetic hooks only {max(per_request):,.0f} B",
+                _yes(max(real, *per_request) <= target_bytes),
             ]
         )
     return _table(["what", "target", "measured (medians)", "verdict"], rows)
@@ -702,6 +828,7 @@ def render_requests_overhead(r: dict[str, Any]) -> str:
 
 RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
     "overhead": render_overhead,
+    "overhead-httpx2": render_overhead,
     "cold": render_cold,
     "startup": render_startup,
     "servers": render_servers,

@@ -44,22 +44,79 @@ def _numbers(value: Any) -> list[float]:
     return []
 
 
+OVERHEAD_VARIANTS = [
+    "none",
+    "none_b",
+    "imported",
+    "idle",
+    "installed",
+    "one",
+    "recording",
+    "httpcore_noop",
+    "otel",
+]
+
+
+def _expected_overhead(result: dict[str, Any]) -> None:
+    assert result["variants"] == OVERHEAD_VARIANTS
+    assert [(r["config"], r["variant"]) for r in result["rows"]] == [
+        (c, v) for c in result["configs"] for v in OVERHEAD_VARIANTS
+    ]
+    # Every variant measured, the anchors too (the installed OpenTelemetry
+    # instrumentation traces httpx and httpx2 alike).
+    assert result["not_applicable"] == {}
+    recording = [r for r in result["rows"] if r["variant"] == "recording"]
+    assert all(r["events_per_request"] >= 10 for r in recording)
+    otel = [r for r in result["rows"] if r["variant"] == "otel"]
+    assert all(r["spans_per_request"] == 1 for r in otel)
+    targets = {r["variant"]: r["target"] for r in result["rows"]}
+    assert targets["one"] == 1.02
+    assert targets["installed"] == 1.01
+    assert targets["httpcore_noop"] is None
+    assert targets["otel"] is None
+    checks = result["process_checks"]
+    assert checks["one"]["instrumentation_installed"] is True
+    for anchor in ("httpcore_noop", "otel"):
+        assert checks[anchor]["plugin_imported"] is False
+    assert checks["otel"]["otel_imported"] is True
+    assert [r["variant"] for r in result["decompose"]] == [
+        "shipped",
+        "installed",
+        "empty trace",
+        "one hook",
+        "recorder",
+    ] * len(result["configs"])
+    table = report.render_overhead(result)
+    assert "one hook set (`got_conn`), in effect here" in table
+    assert "anchor: OpenTelemetry httpx instrumentation (1 span/request)" in table
+    assert "anchor: httpcore's `trace` extension, no-op callback" in table
+    assert "µs each over the empty trace" in table
+    summary = report.render_summary({"overhead": result})
+    lib = result["lib"]
+    for label in (
+        f"({lib}), instrumentation installed, this request untraced / no plugin "
+        "| ≤ 1.01",
+        f"({lib}), one hook set (`got_conn`), in effect here / no plugin | ≤ 1.02",
+        f"({lib}), every hook recording / no plugin | ≤ 1.05",
+        "beside it OpenTelemetry ",
+        ", httpcore no-op trace ",
+    ):
+        assert label in summary
+
+
 def _expected_rows(name: str, result: dict[str, Any]) -> None:
     if name == "overhead":
-        assert len(result["rows"]) == len(result["configs"]) * len(result["variants"])
-        recording = [r for r in result["rows"] if r["variant"] == "recording"]
-        assert all(r["events_per_request"] >= 10 for r in recording)
-        assert {r["variant"] for r in result["decompose"]} == {
-            "shipped",
-            "installed",
-            "empty trace",
-            "recorder",
-        }
+        _expected_overhead(result)
     elif name == "cold":
         variants = [r["variant"] for r in result["rows"]]
         assert variants == ["untraced", "traced", "traced_warm"] * 4
         traced = [r for r in result["rows"] if r["variant"] == "traced"]
         assert all(r["phases_ms"]["tls"] > 0 for r in traced)
+        assert all(r["target"] == 1.05 for r in traced)
+        summary = report.render_summary({"cold": result})
+        assert "first request of a new client (DNS + TCP + TLS), recorded / not" in (
+            summary
+        )
     elif name == "startup":
         assert [r["what"] for r in result["imports"]] == ["plugin", "plugin+configure"]
         assert result["collect"]["tests"] == 200
@@ -104,6 +161,10 @@ def _expected_rows(name: str, result: dict[str, Any]) -> None:
             "find_leaks",
             "assert_no_leaks",
         }
+        assert result["memory_target_bytes"] == 5000
+        summary = report.render_summary({"scale": result})
+        assert "memory per recorded request (keep-alive TLS GETs" in summary
+        assert "| ≤ 5,000 B |" in summary
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -127,6 +188,100 @@ def test_benchmark_runs_in_quick_mode(name: str, tmp_path: Path) -> None:
     table = report.RENDERERS[name](result)
     assert "QUICK MODE" in table
     assert table.count("\n|") >= 3  # a header, its rule, and at least one row
+
+
+def test_overhead_on_httpx2_runs_in_quick_mode(tmp_path: Path) -> None:
+    """``python -m benchmarks overhead-httpx2``: the overhead benchmark with
+    BENCH_LIB=httpx2, anchors included, its table and summary rows rendered (two of
+    the four configs: one sync, one async, to stay quick)."""
+    pytest.importorskip("httpx2")
+    results = tmp_path / "results"
+    doc = tmp_path / "performance.md"
+    doc.write_text(
+        "# Performance\n\n<!-- bench:overhead-httpx2 -->\n"
+        "<!-- /bench:overhead-httpx2 -->\n"
+    )
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks",
+            "--quick",
+            "overhead-httpx2",
+            "--results",
+            str(results),
+            "--docs",
+            str(doc),
+        ],
+        cwd=ROOT,
+        env=child_env(BENCH_CONFIGS="sync-h1,async-h2"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads((results / "overhead-httpx2.json").read_text())
+    assert result["lib"] == "httpx2"
+    assert result["configs"] == ["sync-h1", "async-h2"]
+    _expected_overhead(result)
+    text = doc.read_text()
+    assert (
+        "Command: `BENCH_LIB=httpx2 .venv/bin/python -m benchmarks.overhead` (or "
+        "`.venv/bin/python -m benchmarks overhead-httpx2`) (QUICK MODE" in text
+    )
+    assert "keep-alive TLS GET (httpx2), one hook set" in text
+
+
+def _ratio(value: float, low: float, high: float, cpu: float = 1.0) -> dict[str, Any]:
+    return {
+        "ratio": value,
+        "round_ratio": {"ci_low": low, "ci_high": high},
+        "cpu_ratio": cpu,
+    }
+
+
+def test_overhead_summary_verdicts_and_anchors() -> None:
+    """The summary's verdicts from made-up figures: met, not resolved (above the
+    target, the interval includes it), not met; the recording's CPU ratio and the
+    anchors beside it, a not-applicable anchor with its reason."""
+    rows = [
+        {"variant": "none_b", "aa_ratio": 1.004, **_ratio(1.0, 0.99, 1.01)},
+        {"variant": "imported", "target": 1.01, **_ratio(1.0, 0.99, 1.01)},
+        {"variant": "idle", "target": 1.01, **_ratio(1.0, 0.99, 1.01)},
+        {"variant": "installed", "target": 1.01, **_ratio(1.005, 0.98, 1.02)},
+        {"variant": "one", "target": 1.02, **_ratio(1.03, 1.01, 1.05)},
+        {"variant": "recording", "target": 1.05, **_ratio(1.2, 1.1, 1.3, cpu=1.4)},
+        {"variant": "httpcore_noop", "target": None, **_ratio(1.01, 1, 1.02, 1.02)},
+        {"variant": "otel", "target": None, "not_applicable": "no instrumentor"},
+    ]
+    result = {
+        "lib": "httpx",
+        "configs": ["sync-h1"],
+        "variants": [r["variant"] for r in rows],
+        "rows": [{"config": "sync-h1", **r} for r in rows],
+    }
+    lines = report.render_summary({"overhead": result}).splitlines()[2:]
+    verdicts = {line.split(" | ")[0]: line.split(" | ")[-1] for line in lines}
+    prefix = "| keep-alive TLS GET (httpx), "
+    assert (
+        verdicts[
+            prefix + "instrumentation installed, this request untraced / no plugin"
+        ]
+        == "**met** |"
+    )
+    assert verdicts[
+        prefix + "one hook set (`got_conn`), in effect here / no plugin"
+    ].startswith("**not resolved**")
+    assert verdicts[prefix + "every hook recording / no plugin"] == "**not met** |"
+    (recording,) = [line for line in lines if "every hook recording" in line]
+    assert (
+        "sync-h1: 1.200 [1.100–1.300], CPU 1.400; beside it OpenTelemetry not "
+        "applicable (no instrumentor), httpcore no-op trace 1.010 (CPU 1.020) "
+        "(A/A control, B / A: 1.004–1.004)"
+    ) in recording
+    na = report._overhead_row({"config": "sync-h1", **rows[-1]})
+    assert na[2] == "not applicable: no instrumentor"
+    assert "OpenTelemetry httpx instrumentation" in na[1]
 
 
 def test_compare_with_a_commit_runs_in_quick_mode(tmp_path: Path) -> None:
