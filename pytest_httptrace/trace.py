@@ -756,7 +756,7 @@ class TracedRequest:
         return self.returned_at is not None
 
     def __post_init__(self) -> None:
-        plan = _plan(self.chain)
+        plan = _PLANS.get(self.chain) or _plan(self.chain)
         self.wanted: frozenset[str] = plan.wanted
         """The hooks some trace of the chain sets: sources skip the others."""
         self._only: Any = plan.only

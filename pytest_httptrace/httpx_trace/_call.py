@@ -13,11 +13,11 @@ import contextvars
 from collections.abc import Callable, Generator
 from typing import Any
 
+from .. import trace as _trace
 from ..trace import (
     ClientTrace,
     TracedRequest,
     current_chain,
-    requests_started,
     settle_call_error,
 )
 from ._continue import await_continue, wait_for_continue
@@ -166,7 +166,8 @@ def _transport_flow(
     # httpcore runs the tunnel and the target's TLS with the caller's extensions,
     # so only the proxy's DNS/connect, via CURRENT, are observed).
     extensions = request.extensions
-    if not state(st).proxied:
+    s: RequestState = st.state
+    if not s.proxied:
         callback = _callback(st, extensions.get("trace"), is_async)
         request.extensions = {**extensions, "trace": callback}
     token: contextvars.Token[TracedRequest | None] = CURRENT.set(st)
@@ -182,7 +183,6 @@ def _transport_flow(
         request.extensions = extensions
         CURRENT.reset(token)
     st.status = response.status_code
-    s = state(st)
     if s.conn is None and not s.proxied:  # a response with no connection: a mock's
         st.answered_by = pool_answerer(fl, transport)
         watch_mocked(fl, st, response, is_async)
@@ -248,7 +248,7 @@ handle_async_request = _transport_wrapper(_arun, True)
 
 def _send_flow(fl: Flavour, client: Any, request: Any) -> Flow:
     call: list[TracedRequest] = []
-    started = requests_started()
+    started = _trace._last_id  # requests_started(), without the call
     token = CALL.set(call)
     try:
         response = yield _ORIGINAL
@@ -259,7 +259,7 @@ def _send_flow(fl: Flavour, client: Any, request: Any) -> Flow:
         CALL.reset(token)
     # Answered without the pool, and no other source (aiohttp under an SDK's
     # transport, say) traced it either: say so when nothing was recorded.
-    if not call and requests_started() == started:
+    if not call and _trace._last_id == started:
         note_bypass(fl, transport_for(client, request.url))
     _end_call(call, None)
     for st in call:

@@ -10,7 +10,7 @@ import h11
 
 from ._flavour import Flavour
 from ._interim import first_byte, got_1xx
-from ._state import CURRENT, PUSHBACK
+from ._state import CURRENT, PUSHBACK, PUSHBACK_PENDING
 
 
 def _tap(data: bytes) -> None:
@@ -24,7 +24,7 @@ def sync_read(orig: Callable[..., Any], fl: Flavour) -> Callable[..., Any]:
     socket; the first byte read while a response is awaited is the first byte."""
 
     def read(self: Any, max_bytes: int, timeout: float | None = None) -> bytes:
-        data: bytes = PUSHBACK.pop(self, b"") if PUSHBACK else b""
+        data: bytes = PUSHBACK.pop(self, b"") if PUSHBACK_PENDING else b""
         if not data:
             data = orig(self, max_bytes, timeout)
         _tap(data)
@@ -38,12 +38,12 @@ def async_read(orig: Callable[..., Any], fl: Flavour) -> Callable[..., Any]:
     nothing to tap)."""
 
     def read(self: Any, max_bytes: int, timeout: float | None = None) -> Any:
-        if not PUSHBACK and CURRENT.get() is None:
+        if not PUSHBACK_PENDING and CURRENT.get() is None:
             return orig(self, max_bytes, timeout)
         return traced(self, max_bytes, timeout)
 
     async def traced(self: Any, max_bytes: int, timeout: float | None) -> bytes:
-        data: bytes = PUSHBACK.pop(self, b"") if PUSHBACK else b""
+        data: bytes = PUSHBACK.pop(self, b"") if PUSHBACK_PENDING else b""
         if not data:
             data = await orig(self, max_bytes, timeout)
         _tap(data)

@@ -8,7 +8,7 @@ from typing import Any
 
 from ..trace import GotConnInfo, TracedRequest
 from ._flavour import Flavour, close_reason, inner_connection
-from ._state import CONNS, CURRENT, RequestState, connection_record, lock, now, state
+from ._state import CONNS, CURRENT, RequestState, connection_record, lock, now
 
 
 def bind_connection(conn: object) -> None:
@@ -58,7 +58,7 @@ def got_conn(st: TracedRequest) -> None:
         idle_time = t - conn.idle_since if was_idle and conn.idle_since else 0.0
         conn.served += 1
         conn.active += 1
-        if inner is not None and inner not in CONNS:
+        if inner is not None and conn.protocol is None and inner not in CONNS:
             CONNS[inner] = conn
             h2 = isinstance(inner, s.flavour.h2_connections)
             conn.protocol = "HTTP/2" if h2 else "HTTP/1.1"
@@ -80,7 +80,11 @@ def response_closed(st: TracedRequest, *, http11: bool) -> None:
     s: RequestState = st.state
     s.request = None  # with its body: a record must not keep it
     conn = st.connection
-    _body_closed(st)
+    # The ends of a response the caller had (its transport call returned):
+    # httpcore's own close of a failed attempt is not one, that attempt ends
+    # "failed" when the transport raises.
+    if s.attempt_returned_at is not None:
+        st.body_closed(read_to_end=s.body_read, err=st.error)
     if conn is None or not s.got_conn:
         return
     with lock:
@@ -92,15 +96,6 @@ def response_closed(st: TracedRequest, *, http11: bool) -> None:
     # pool: not for HTTP/2, not after "Connection: close" or a body closed early.
     if http11 and inner is not None and inner.is_idle():
         st.fire("put_idle_conn", None)
-
-
-def _body_closed(st: TracedRequest) -> None:
-    """``body_closed`` and ``request_done`` of a response the caller had (its
-    transport call returned): httpcore's own close of a failed attempt is not one,
-    that attempt ends ``failed`` when the transport raises."""
-    s = state(st)
-    if s.attempt_returned_at is not None:
-        st.body_closed(read_to_end=s.body_read, err=st.error)
 
 
 def _mark_closed(fl: Flavour, conn: object, *, pool_closing: bool = False) -> None:

@@ -91,6 +91,9 @@ H2_STREAMS: weakref.WeakKeyDictionary[object, dict[int, TracedRequest]] = (
 #: Network stream -> bytes read ahead while waiting for 100 Continue, served to
 #: httpcore's next reads before the socket (so h11 parses them as usual).
 PUSHBACK: weakref.WeakKeyDictionary[object, bytes] = weakref.WeakKeyDictionary()
+#: Its underlying dict, whose truth the read taps test on every read (the mapping's
+#: own ``__len__`` is a Python call): empty unless the waiting mode read ahead.
+PUSHBACK_PENDING: dict[Any, bytes] = PUSHBACK.data  # type: ignore[attr-defined]
 
 now = time.monotonic
 
