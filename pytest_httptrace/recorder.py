@@ -506,10 +506,11 @@ class Recorder(Sequence[RequestRecord]):
             args,
         )
 
-    def _on(self, traced: TracedRequest, hook: HookName, args: tuple[Any, ...]) -> None:
+    def _on(self, traced: TracedRequest, hook: HookName, args: Any) -> None:
         """One hook call of ``traced``, handed over by the request itself (the
         recorder's trace is in its chain): `_record` without looking the request
-        up. On every request's path, so as little as can be."""
+        up. On every request's path, so as little as can be (no call to find the
+        thread or the task)."""
         if not self._recording:
             return
         request = self._by_traced.get(traced.id)
@@ -520,12 +521,18 @@ class Recorder(Sequence[RequestRecord]):
         if request._last_seq == traced.seq:
             return  # the same dispatch reached this recorder twice
         request._last_seq = traced.seq
+        thread = _threads.get(_get_ident()) or threading.current_thread()
+        task = None
+        aio = _modules.get("asyncio")  # not imported: no task can be running
+        if aio is not None and aio._get_running_loop() is not None:
+            current = aio.current_task()
+            task = None if current is None else current.get_name()
         self._raw += (
             request,
             hook,
             _monotonic(),
-            _thread(),
-            _task_now(),
+            thread,
+            task,
             traced.returned_at is not None,
             args,
         )
@@ -533,25 +540,7 @@ class Recorder(Sequence[RequestRecord]):
     def _on_header_fields(self, traced: TracedRequest, fields: HeaderFields) -> None:
         """``wrote_header_field`` for each of ``fields`` (`TracedRequest.
         fire_header_fields`): one entry for all, made into events when read."""
-        if not self._recording:
-            return
-        request = self._by_traced.get(traced.id)
-        if request is None or (
-            request.connection is None and traced.connection is not None
-        ):
-            request = self._attach(traced)
-        if request._last_seq == traced.seq:
-            return
-        request._last_seq = traced.seq
-        self._raw += (
-            request,
-            "wrote_header_field",
-            _monotonic(),
-            _thread(),
-            _task_now(),
-            traced.returned_at is not None,
-            _Fields(fields),
-        )
+        self._on(traced, "wrote_header_field", _Fields(fields))
 
     def _attach(self, traced: TracedRequest) -> RequestRecord:
         """The record of ``traced`` (new on its first hook call), with its
