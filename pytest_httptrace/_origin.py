@@ -88,9 +88,11 @@ def _site(frame: FrameType) -> str:
 
 
 def user_origin(
-    skip: int = 1, source: str | None = None
+    skip: int = 1, source: str | None = None, frame: FrameType | None = None
 ) -> tuple[str | None, tuple[str, ...]]:
-    """``(file:line, via)`` for the request being made now.
+    """``(file:line, via)`` for the request being made now, looked for outward from
+    ``frame`` if given (a frame of the running call the source knows to be near the
+    user's: `TracedRequest.entry_frame`), else from ``skip`` frames above this one.
 
     ``via`` lists the third-party packages between the user's line and the client
     library of source ``source``, outermost first. Without a user frame (a request
@@ -101,7 +103,8 @@ def user_origin(
     kinds = _kinds.get(internal)
     if kinds is None:
         kinds = _kinds[internal] = {}
-    frame: FrameType | None = sys._getframe(skip + 1)
+    if frame is None:
+        frame = sys._getframe(skip + 1)
     via: list[str] = []
     fallback: str | None = None
     while frame is not None:

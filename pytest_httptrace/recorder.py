@@ -598,7 +598,7 @@ class Recorder(Sequence[RequestRecord]):
 
     def _new_request(self, traced: TracedRequest) -> RequestRecord:
         source = traced.source.name if traced.source is not None else None
-        origin, via = user_origin(skip=2, source=source)
+        origin, via = user_origin(skip=2, source=source, frame=traced.entry_frame)
         request = RequestRecord(
             id=len(self._by_traced) + 1,
             method=traced.method,

@@ -744,6 +744,10 @@ class TracedRequest:
     """Every attempt of the user's call this attempt belongs to (redirect hops,
     retries), in order, shared by all of them; None for one made alone."""
     seq: int = 0
+    entry_frame: Any = None
+    """The frame that called into the source for this request, while that call
+    runs (the source clears it after): where a recorder starts looking outward for
+    the user's line, past the source's and this plugin's frames beneath it."""
     outcome: RequestOutcome | None = None
     """How its lifecycle ended (`RequestDoneInfo.outcome`), once `done` was called."""
     done_at: float | None = None

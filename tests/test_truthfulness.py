@@ -129,3 +129,18 @@ def test_urllib3_retries_and_aiohttp_redirects_group_their_attempts(
     ]  # type: ignore[union-attr]
     assert [r.status for r in requests_hops[0].attempts] == [302, 200]
     assert [r.status for r in aiohttp_hops[0].attempts] == [302, 200]
+
+
+def test_the_line_is_found_from_the_transports_caller_and_no_frame_is_kept(
+    httptrace_recorder: Recorder, httptrace_server: TestServer
+) -> None:
+    # The source hands the recorder its caller's frame (the walk for the user's
+    # line starts there) only while the call runs: a record keeps no frame.
+    with httptrace_server.client() as client:
+        client.get("/")
+        with client.stream("GET", "/stream/2") as response:
+            response.read()
+    for record in httptrace_recorder.requests:
+        assert record.origin is not None and record.origin.startswith(__file__)
+        assert record.via == ()
+        assert record._traced is not None and record._traced.entry_frame is None

@@ -10,6 +10,7 @@ sync and async paths cannot drift apart.
 from __future__ import annotations
 
 import contextvars
+import sys
 from collections.abc import Callable, Generator
 from typing import Any
 
@@ -92,7 +93,11 @@ def _chain(request: Any) -> tuple[ClientTrace, ...]:
 
 
 def _start(
-    fl: Flavour, transport: Any, request: Any, chain: tuple[ClientTrace, ...]
+    fl: Flavour,
+    transport: Any,
+    request: Any,
+    chain: tuple[ClientTrace, ...],
+    caller: Any = None,
 ) -> TracedRequest:
     s = RequestState(fl)
     st = TracedRequest(
@@ -101,6 +106,7 @@ def _start(
         chain=chain,
         source=fl.info,
         state=s,
+        entry_frame=caller,
     )
     call = CALL.get()
     if call is not None:
@@ -160,8 +166,9 @@ def _transport_flow(
     request: Any,
     chain: tuple[ClientTrace, ...],
     is_async: bool,
+    caller: Any,
 ) -> Flow:
-    st = _start(fl, transport, request, chain)
+    st = _start(fl, transport, request, chain, caller)
     # This context's request, and its httpcore callback (not through a proxy: there
     # httpcore runs the tunnel and the target's TLS with the caller's extensions,
     # so only the proxy's DNS/connect, via CURRENT, are observed).
@@ -182,6 +189,7 @@ def _transport_flow(
     finally:
         request.extensions = extensions
         CURRENT.reset(token)
+        st.entry_frame = None  # the call is over: keep no frame (nor its locals)
     st.status = response.status_code
     if s.conn is None and not s.proxied:  # a response with no connection: a mock's
         st.answered_by = pool_answerer(fl, transport)
@@ -230,7 +238,9 @@ def _transport_wrapper(run: Runner, is_async: bool) -> Factory:
             chain = _chain(request)
             if not chain:  # untraced: the original call (or coroutine) as is
                 return orig(self, request)
-            flow = _transport_flow(fl, self, request, chain, is_async)
+            # Our caller's frame: where the user's line is looked for from.
+            caller = sys._getframe(1)
+            flow = _transport_flow(fl, self, request, chain, is_async, caller)
             return run(flow, lambda: orig(self, request))
 
         return handle_request
