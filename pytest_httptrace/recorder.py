@@ -432,7 +432,6 @@ class Recorder(Sequence[RequestRecord]):
         #: `Event` objects (``_events``) only when something reads them. A list's
         #: ``+=`` of a tuple is one step under the GIL: entries never interleave.
         self._raw: list[Any] = []
-        self._built = 0  # how many items of `_raw` are in `_events`
         self._by_traced: dict[int, RequestRecord] = {}
         self._connections: dict[int, ConnectionRecord] = {}
         self._recording = False
@@ -556,21 +555,21 @@ class Recorder(Sequence[RequestRecord]):
     def _flush(self) -> None:
         """Build the `Event` of every hook call recorded since the last read."""
         raw = self._raw
-        if len(raw) == self._built:
+        if not raw:
             return
         with self._lock:
             end = len(raw)  # hooks on other threads may append meanwhile
-            for i in range(self._built, end, _STRIDE):
+            for i in range(0, end, _STRIDE):
                 request, hook, t, thread, task, after, args = raw[i : i + _STRIDE]
                 # `_on` keeps the Thread (its name is read here, off the path)
                 name = thread if type(thread) is str else thread.name
                 if type(args) is _Fields:  # one entry for all the header fields
                     for key, value in args.fields():
-                        field_args = (key.decode("latin-1"), [value.decode("latin-1")])
+                        field_args = (_text(key), [_text(value)])
                         self._event(request, hook, t, name, task, after, field_args)
                 else:
                     self._event(request, hook, t, name, task, after, args)
-            self._built = end
+            del raw[:end]  # built: the events are what is kept (one step, too)
 
     def _event(
         self,
@@ -674,7 +673,6 @@ class Recorder(Sequence[RequestRecord]):
             self._requests.clear()
             self._events.clear()
             self._raw.clear()
-            self._built = 0
             self._by_traced.clear()
             self._connections.clear()
 
@@ -740,6 +738,20 @@ def _task_now() -> str | None:
         return None
     task = aio.current_task()
     return None if task is None else task.get_name()
+
+
+#: Header names and values as text, shared by the events of every request (the
+#: same few fields repeat: a string each per event would be most of a record).
+_texts: dict[bytes, str] = {}
+
+
+def _text(data: bytes) -> str:
+    text = _texts.get(data)
+    if text is None:
+        if len(_texts) >= 2048:
+            _texts.clear()
+        text = _texts[data] = data.decode("latin-1")
+    return text
 
 
 class _Fields:
