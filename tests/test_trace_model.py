@@ -289,3 +289,29 @@ def test_conn_closed_reaches_a_trace_whose_request_is_gone() -> None:
     conn.closed("client")  # a connection closes once
     assert [(i.reason, i.err) for i in heard] == [("server", None)]
     assert conn.close_reason == "server" and conn.closed_at is not None
+
+
+def test_events_read_between_hook_calls_are_all_kept_in_order() -> None:
+    # The recorder builds events from its raw entries when read, then drops the
+    # entries: a read between hook calls loses and repeats nothing.
+    from pytest_httptrace.recorder import Recorder
+
+    with Recorder.start() as rec:
+        request = TracedRequest(method="GET", url="https://a/", chain=current_chain())
+        request.fire("get_conn", "a:443")
+        request.fire_header_fields([(b"Host", b"a"), (b"Accept", b"*/*")])
+        assert [e.hook for e in rec.events] == ["get_conn", *["wrote_header_field"] * 2]
+        request.fire("wrote_headers")
+        request.fire("got_first_response_byte")
+    assert [e.index for e in rec.events] == [0, 1, 2, 3, 4]
+    assert rec.requests[0].hooks == [
+        "get_conn",
+        "wrote_header_field",
+        "wrote_header_field",
+        "wrote_headers",
+        "got_first_response_byte",
+    ]
+    assert [e.args for e in rec.requests[0].getcalls("wrote_header_field")] == [
+        {"key": "Host", "values": ["a"]},
+        {"key": "Accept", "values": ["*/*"]},
+    ]
