@@ -4,8 +4,10 @@
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple, TypeAlias
 
 from .._ends import CLOSE_TEXT
 from ..recorder import Event, RequestRecord
@@ -29,6 +31,18 @@ _END_HOOKS: frozenset[str] = frozenset(END_HOOK_NAMES)
 #: Past this many ``and:`` lines, a transcript says how many more there were.
 _MAX_AND_LINES = 12
 
+#: A transcript of more rows than `_HEAD_ROWS` + `_TAIL_ROWS` (a long pattern over a
+#: long recording) shows its first and its last rows, and in between how many rows
+#: were left out and which hooks they covered. The divergence is always among the
+#: last rows (only ``and:`` rows, at most `_MAX_AND_LINES` + 1, come after it), so
+#: the tail shows it with the rows that led to it.
+_HEAD_ROWS = 10
+_TAIL_ROWS = 30
+
+#: Past this many items, a list of pattern items (``remains unmatched:``, hints)
+#: says how many more there were.
+_MAX_ITEMS = 20
+
 
 @dataclass
 class _Row:
@@ -40,10 +54,62 @@ class _Row:
     notes: list[str] = field(default_factory=list)
 
 
+class _Gap(NamedTuple):
+    """The rows a long transcript leaves out: how many, and the positions of the
+    first and last hooks they cover (None if they cover none)."""
+
+    rows: int
+    first: int | None
+    last: int | None
+
+
+#: A row not made yet: what makes it, and the positions of the first and last hooks
+#: it covers (``last < first`` for none).
+_Pending: TypeAlias = tuple[Callable[[], _Row], int, int]
+
+
+class _Transcript:
+    """The rows of a match in bounded space: all of them up to `_HEAD_ROWS` +
+    `_TAIL_ROWS`, else the first and the last rows and a `_Gap` for those in
+    between. A row is made (its hooks described) only when `shown`."""
+
+    def __init__(self) -> None:
+        self._head: list[_Pending] = []
+        self._tail: deque[_Pending] = deque(maxlen=_TAIL_ROWS)
+        self._left_out = 0
+        self._first: int | None = None
+        self._last: int | None = None
+
+    def __len__(self) -> int:
+        """How many rows were logged, shown or not."""
+        return len(self._head) + self._left_out + len(self._tail)
+
+    def add(self, make: Callable[[], _Row], first: int, last: int) -> None:
+        if len(self._head) < _HEAD_ROWS:
+            self._head.append((make, first, last))
+            return
+        tail = self._tail
+        if len(tail) == _TAIL_ROWS:  # its first row falls into the gap
+            _, a, b = tail[0]
+            self._left_out += 1
+            if b >= a:
+                if self._first is None:
+                    self._first = a
+                self._last = b
+        tail.append((make, first, last))
+
+    def shown(self) -> list[_Row | _Gap]:
+        rows: list[_Row | _Gap] = [make() for make, _, _ in self._head]
+        if self._left_out:
+            rows.append(_Gap(self._left_out, self._first, self._last))
+        rows += [make() for make, _, _ in self._tail]
+        return rows
+
+
 @dataclass
 class _Outcome:
     ok: bool
-    rows: list[_Row] = field(default_factory=list)
+    rows: _Transcript = field(default_factory=_Transcript)
     comparisons: int = 0
     summary: str = ""
     diverged: str = ""
@@ -57,6 +123,13 @@ class _Outcome:
 
 def _item_text(item: PatternItem) -> str:
     return "..." if item is ... else repr(item)
+
+
+def _items_text(items: Sequence[PatternItem]) -> str:
+    """Pattern items, comma-separated; past `_MAX_ITEMS`, how many more there are."""
+    text = ", ".join(_item_text(item) for item in items[:_MAX_ITEMS])
+    more = len(items) - _MAX_ITEMS
+    return text if more <= 0 else f"{text}, ... ({more} more)"
 
 
 def _match(
@@ -91,9 +164,10 @@ def _match(
         assert isinstance(item, HookMatcher)
         return item.matches(events[pos])
 
-    def add(row: Callable[[], _Row]) -> None:
+    def add(row: Callable[[], _Row], first: int, last: int) -> None:
+        """Log a row covering the hooks at ``first`` to ``last`` (made if shown)."""
         if log:
-            out.rows.append(row())
+            out.rows.add(row, first, last)
 
     def notes(i: int, pos: int) -> list[str]:
         item = pattern[i]
@@ -101,7 +175,11 @@ def _match(
 
     def matched(i: int, pos: int) -> None:
         if log:
-            add(lambda: _Row("matched:", _item_text(pattern[i]), text(pos, True)))
+            add(
+                lambda: _Row("matched:", _item_text(pattern[i]), text(pos, True)),
+                pos,
+                pos,
+            )
 
     def skipped(start: int, stop: int) -> None:
         def row() -> _Row:
@@ -116,18 +194,20 @@ def _match(
                 )
             return _Row("skipped:", "...", recorded)
 
-        add(row)
+        add(row, start, stop - 1)
 
     def and_rows(i: int | None, start: int) -> None:
         """``and:`` lines for the events from ``start`` on (pytester's style)."""
         shown = min(n, start + _MAX_AND_LINES)
         for pos in range(start, shown):
-            add(and_row(i, pos))
+            add(and_row(i, pos), pos, pos)
         if shown < n:
             add(
                 lambda: _Row(
                     "and:", "", f"... {n - shown} more, up to {text(n - 1, False)}"
-                )
+                ),
+                shown,
+                n - 1,
             )
 
     def and_row(i: int | None, pos: int) -> Callable[[], _Row]:
@@ -145,7 +225,7 @@ def _match(
             why = [] if i is None else notes(i, pos)
             return _Row("nomatch:", expected, text(pos, True), why)
 
-        add(row)
+        add(row, pos, pos if pos < n else pos - 1)
 
     def diverge(i: int, pos: int) -> None:
         """Item ``pattern[i]`` did not match the event at ``pos`` (or there is none)."""
@@ -207,7 +287,7 @@ def _match(
         return 0
 
     def names(segment: list[int]) -> str:
-        return ", ".join(_item_text(pattern[i]) for i in segment)
+        return _items_text([pattern[i] for i in segment])
 
     def hint_later(i: int, pos: int) -> None:
         """After an anchored mismatch: the item would match further on."""
@@ -428,11 +508,10 @@ def assert_hook_sequence(source: Source, expected: Sequence[PatternItem]) -> Non
     if outcome.ok:  # pragma: no cover - a callable matcher that changed its mind
         return
     lines = [f"hooks of {subject.label} do not match the pattern ({outcome.summary}):"]
-    lines += _render_rows(outcome.rows)
+    lines += _render_rows(outcome.rows.shown())
     lines.append(outcome.diverged)
     if outcome.remains:
-        remains = ", ".join(_item_text(item) for item in outcome.remains)
-        lines.append(f"remains unmatched: {remains}")
+        lines.append(f"remains unmatched: {_items_text(outcome.remains)}")
     if outcome.missing is not None:
         lines += _never_ran(outcome.missing, subject)
     lines += [f"hint: {h}" for h in outcome.hints]
@@ -471,8 +550,10 @@ def _never_ran(item: HookMatcher | str, subject: _Subject) -> list[str]:
     """For a hook that never ran: what happened instead (to the response and its
     connection), and why the hook may be absent."""
     name = item if isinstance(item, str) else item.name
+    if subject.multi:
+        return []
     requests = {id(e.request): e.request for e in subject.events if e.request}
-    if subject.multi or len(requests) != 1:
+    if len(requests) != 1:
         return []
     [request] = requests.values()
     ran = any(e.hook == name for e in [*request.events, *request.ends])
@@ -520,11 +601,18 @@ def _what_happened(request: RequestRecord) -> str:
     return "; ".join(parts)
 
 
-def _render_rows(rows: Sequence[_Row]) -> list[str]:
-    width = min(max((len(r.expected) for r in rows), default=0), 44)
+def _render_rows(rows: Sequence[_Row | _Gap]) -> list[str]:
+    width = min(
+        max((len(r.expected) for r in rows if isinstance(r, _Row)), default=0), 44
+    )
     lines = []
     indent = " " * (2 + 8 + 1 + width + 2 + 4)
     for r in rows:
+        if isinstance(r, _Gap):
+            plural = "row" if r.rows == 1 else "rows"
+            hooks = "" if r.first is None else f": hooks [{r.first}] to [{r.last}]"
+            lines.append(f"  ... ({r.rows} more {plural}{hooks})")
+            continue
         lines.append(f"  {r.label:>8} {r.expected:<{width}}  {r.recorded}".rstrip())
         lines += [indent + note for note in r.notes]
     return lines
