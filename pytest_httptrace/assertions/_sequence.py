@@ -482,8 +482,9 @@ def assert_hook_sequence(source: Source, expected: Sequence[PatternItem]) -> Non
 
     On failure the message is a transcript in the style of pytester's
     ``fnmatch_lines`` (what matched, where it diverged, what remains unmatched),
-    followed by a timeline of the recorded hooks. An unknown hook name raises
-    `ValueError`, an item that is not a pattern item `TypeError`.
+    followed by a timeline of the recorded hooks, both windowed around where it
+    diverged when they are long. A passing assertion builds no message. An unknown
+    hook name raises `ValueError`, an item that is not a pattern item `TypeError`.
     """
     __tracebackhide__ = True
     pattern = _check_pattern(expected)
