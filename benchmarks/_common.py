@@ -39,6 +39,9 @@ OVERHEAD_TARGETS = {
 COLD_TARGET = 1.05
 #: Memory held per recorded keep-alive request (`benchmarks.scale`).
 MEMORY_TARGET_BYTES = 5000
+#: The failure message of `assert_hook_sequence`, at any size of recording
+#: (`benchmarks.scale`): windowed, it does not grow with the recording.
+MESSAGE_TARGET_CHARS = 20_000
 
 
 def summary(values: Sequence[float]) -> dict[str, float]:

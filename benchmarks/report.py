@@ -20,6 +20,7 @@ from typing import Any
 from ._common import (
     COLD_TARGET,
     MEMORY_TARGET_BYTES,
+    MESSAGE_TARGET_CHARS,
     OVERHEAD_TARGETS,
     RESULTS,
     ROOT,
@@ -457,12 +458,17 @@ def render_scale(r: dict[str, Any]) -> str:
     )
     failing = [row for row in r["assertions"] if "message_chars" in row]
     if failing:
-        times += (
-            "\n\nFailure message of the failing case: "
-            + ", ".join(
-                f"{row['message_chars'] / 1e3:,.0f} kB at {row['events']:,} events"
+        messages = {
+            case: ", ".join(
+                f"{row['message_chars'] / 1e3:,.1f} kB at {row['events']:,} events"
                 for row in failing
+                if row["case"] == case
             )
+            for case in dict.fromkeys(row["case"] for row in failing)
+        }
+        times += (
+            "\n\nFailure messages: "
+            + "; ".join(f"{case}, {sizes}" for case, sizes in messages.items())
             + "."
         )
     return (
@@ -704,6 +710,20 @@ def render_summary(results: dict[str, dict[str, Any]]) -> str:
                 _yes(max(real, *per_request) <= target_bytes),
             ]
         )
+        failing = [x for x in r["assertions"] if "message_chars" in x]
+        if failing:
+            target_chars = r.get("message_target_chars", MESSAGE_TARGET_CHARS)
+            largest = max(failing, key=lambda x: x["message_chars"])
+            rows.append(
+                [
+                    "failure message of `assert_hook_sequence` over "
+                    f"{sizes[0]:,} / … / {sizes[-1]:,} events (windowed)",
+                    f"≤ {target_chars / 1e3:,.0f} kB",
+                    f"largest {largest['message_chars'] / 1e3:,.1f} kB "
+                    f"({largest['case']}, {largest['events']:,} events)",
+                    _yes(largest["message_chars"] <= target_chars),
+                ]
+            )
     return _table(["what", "target", "measured (medians)", "verdict"], rows)
 
 

@@ -27,9 +27,13 @@
    - ``sequence: exact``: a pattern naming every hook recorded (one item per event);
    - ``sequence: per request``: ``assert_hook_sequence(r, [...])`` for every request;
    - ``sequence: failing``: a pattern that fails at the last event, message included;
+   - ``sequence: never ran``: the first half of the exact pattern, ``...`` and a hook
+     that never ran, message included;
    - ``find_leaks`` / ``assert_no_leaks`` over all the requests.
 
-Linear growth shows as a constant time per event across the three sizes.
+Linear growth shows as a constant time per event across the three sizes. The
+failure messages are windowed: their size (``message_chars``) stays under
+``MESSAGE_TARGET_CHARS`` at every size.
 
 3. Retention over a session: ``python -m pytest -p httptrace`` on 200 generated tests
    that each request ``httptrace_recorder`` and record 50 synthetic requests; at the
@@ -54,7 +58,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ._common import MEMORY_TARGET_BYTES, Result, bench_main, child_env
+from ._common import (
+    MEMORY_TARGET_BYTES,
+    MESSAGE_TARGET_CHARS,
+    Result,
+    bench_main,
+    child_env,
+)
 from ._serve import ServerProcess
 
 KEEPALIVE_HOOKS = 11
@@ -268,20 +278,21 @@ def _time_cases(size: int, repeat: int) -> list[dict[str, Any]]:
         "got_first_response_byte",
         "put_idle_conn",
     ]
-    failing = [*compared[:-1], "got_100_continue"]
+    message_chars: dict[Callable[[], Any], int] = {}
 
-    message_chars = [0]
+    def failing(pattern: list[Any]) -> Callable[[], None]:
+        def fails() -> None:
+            try:
+                assert_hook_sequence(recorder, pattern)
+            except AssertionError as error:
+                message = str(error)
+                if "got_100_continue" not in message:
+                    raise
+                message_chars[fails] = len(message)
+            else:
+                raise RuntimeError("the failing pattern passed")
 
-    def fails() -> None:
-        try:
-            assert_hook_sequence(recorder, failing)
-        except AssertionError as error:
-            message = str(error)
-            if "got_100_continue" not in message:
-                raise
-            message_chars[0] = len(message)
-        else:
-            raise RuntimeError("the failing pattern passed")
+        return fails
 
     def per_request_all() -> None:
         for r in recorder.requests:
@@ -293,7 +304,10 @@ def _time_cases(size: int, repeat: int) -> list[dict[str, Any]]:
         ),
         "sequence: exact": lambda: assert_hook_sequence(recorder, compared),
         "sequence: per request": per_request_all,
-        "sequence: failing": fails,
+        "sequence: failing": failing([*compared[:-1], "got_100_continue"]),
+        "sequence: never ran": failing(
+            [*compared[: len(compared) // 2], ..., "got_100_continue"]
+        ),
         "find_leaks": lambda: find_leaks(recorder),
         "assert_no_leaks": lambda: assert_no_leaks(recorder),
     }
@@ -307,8 +321,8 @@ def _time_cases(size: int, repeat: int) -> list[dict[str, Any]]:
             "ms": seconds * 1e3,
             "us_per_event": seconds * 1e6 / events,
         }
-        if fn is fails:
-            row["message_chars"] = message_chars[0]
+        if fn in message_chars:
+            row["message_chars"] = message_chars[fn]
         rows.append(row)
     return rows
 
@@ -392,6 +406,7 @@ def run(quick: bool) -> Result:
         "assertions": times,
         "growth_per_event": growth,
         "memory_target_bytes": MEMORY_TARGET_BYTES,
+        "message_target_chars": MESSAGE_TARGET_CHARS,
     }
 
 

@@ -158,13 +158,23 @@ def _expected_rows(name: str, result: dict[str, Any]) -> None:
         assert {r["case"] for r in result["assertions"]} >= {
             "sequence: wildcard",
             "sequence: failing",
+            "sequence: never ran",
             "find_leaks",
             "assert_no_leaks",
         }
         assert result["memory_target_bytes"] == 5000
+        messages = [r for r in result["assertions"] if "message_chars" in r]
+        assert {r["case"] for r in messages} == {
+            "sequence: failing",
+            "sequence: never ran",
+        }
+        assert all(0 < r["message_chars"] <= 20_000 for r in messages)
         summary = report.render_summary({"scale": result})
         assert "memory per recorded request (keep-alive TLS GETs" in summary
         assert "| ≤ 5,000 B |" in summary
+        assert "failure message of `assert_hook_sequence` over " in summary
+        assert "| ≤ 20 kB | largest " in summary
+        assert "Failure messages: sequence: failing, " in report.render_scale(result)
 
 
 @pytest.mark.parametrize("name", NAMES)

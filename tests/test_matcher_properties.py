@@ -292,6 +292,32 @@ def test_header_fields_are_compared_only_when_the_pattern_names_them(
             assert_hook_sequence(evs, named)
 
 
+@SETTINGS
+@given(tokens_st, pattern_st)
+def test_the_transcript_changes_nothing_but_the_rows(
+    tokens: list[Token], pattern: list[PatternItem]
+) -> None:
+    """`assert_hook_sequence` matches without a transcript, then (on failure) again
+    with one: both must reach the same verdict with the same comparisons."""
+    evs = events(tokens)
+    quiet, logged = _match(pattern, evs, log=False), _match(pattern, evs)
+    assert len(quiet.rows) == 0
+    assert (quiet.ok, quiet.comparisons, quiet.summary, quiet.diverged) == (
+        logged.ok,
+        logged.comparisons,
+        logged.summary,
+        logged.diverged,
+    )
+    assert (quiet.remains, quiet.hints, quiet.focus, quiet.missing) == (
+        logged.remains,
+        logged.hints,
+        logged.focus,
+        logged.missing,
+    )
+    if not logged.ok:
+        assert len(logged.rows) == len(logged.rows.shown()) >= 1  # short: all shown
+
+
 # -- linear-ish on long recordings -----------------------------------------------------
 
 

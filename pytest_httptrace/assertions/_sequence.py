@@ -4,8 +4,10 @@
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple, TypeAlias
 
 from .._ends import CLOSE_TEXT
 from ..recorder import Event, RequestRecord
@@ -29,6 +31,18 @@ _END_HOOKS: frozenset[str] = frozenset(END_HOOK_NAMES)
 #: Past this many ``and:`` lines, a transcript says how many more there were.
 _MAX_AND_LINES = 12
 
+#: A transcript of more rows than `_HEAD_ROWS` + `_TAIL_ROWS` (a long pattern over a
+#: long recording) shows its first and its last rows, and in between how many rows
+#: were left out and which hooks they covered. The divergence is always among the
+#: last rows (only ``and:`` rows, at most `_MAX_AND_LINES` + 1, come after it), so
+#: the tail shows it with the rows that led to it.
+_HEAD_ROWS = 10
+_TAIL_ROWS = 30
+
+#: Past this many items, a list of pattern items (``remains unmatched:``, hints)
+#: says how many more there were.
+_MAX_ITEMS = 20
+
 
 @dataclass
 class _Row:
@@ -40,10 +54,62 @@ class _Row:
     notes: list[str] = field(default_factory=list)
 
 
+class _Gap(NamedTuple):
+    """The rows a long transcript leaves out: how many, and the positions of the
+    first and last hooks they cover (None if they cover none)."""
+
+    rows: int
+    first: int | None
+    last: int | None
+
+
+#: A row not made yet: what makes it, and the positions of the first and last hooks
+#: it covers (``last < first`` for none).
+_Pending: TypeAlias = tuple[Callable[[], _Row], int, int]
+
+
+class _Transcript:
+    """The rows of a match in bounded space: all of them up to `_HEAD_ROWS` +
+    `_TAIL_ROWS`, else the first and the last rows and a `_Gap` for those in
+    between. A row is made (its hooks described) only when `shown`."""
+
+    def __init__(self) -> None:
+        self._head: list[_Pending] = []
+        self._tail: deque[_Pending] = deque(maxlen=_TAIL_ROWS)
+        self._left_out = 0
+        self._first: int | None = None
+        self._last: int | None = None
+
+    def __len__(self) -> int:
+        """How many rows were logged, shown or not."""
+        return len(self._head) + self._left_out + len(self._tail)
+
+    def add(self, make: Callable[[], _Row], first: int, last: int) -> None:
+        if len(self._head) < _HEAD_ROWS:
+            self._head.append((make, first, last))
+            return
+        tail = self._tail
+        if len(tail) == _TAIL_ROWS:  # its first row falls into the gap
+            _, a, b = tail[0]
+            self._left_out += 1
+            if b >= a:
+                if self._first is None:
+                    self._first = a
+                self._last = b
+        tail.append((make, first, last))
+
+    def shown(self) -> list[_Row | _Gap]:
+        rows: list[_Row | _Gap] = [make() for make, _, _ in self._head]
+        if self._left_out:
+            rows.append(_Gap(self._left_out, self._first, self._last))
+        rows += [make() for make, _, _ in self._tail]
+        return rows
+
+
 @dataclass
 class _Outcome:
     ok: bool
-    rows: list[_Row] = field(default_factory=list)
+    rows: _Transcript = field(default_factory=_Transcript)
     comparisons: int = 0
     summary: str = ""
     diverged: str = ""
@@ -59,10 +125,19 @@ def _item_text(item: PatternItem) -> str:
     return "..." if item is ... else repr(item)
 
 
+def _items_text(items: Sequence[PatternItem]) -> str:
+    """Pattern items, comma-separated; past `_MAX_ITEMS`, how many more there are."""
+    text = ", ".join(_item_text(item) for item in items[:_MAX_ITEMS])
+    more = len(items) - _MAX_ITEMS
+    return text if more <= 0 else f"{text}, ... ({more} more)"
+
+
 def _match(
     pattern: Sequence[PatternItem],
     events: Sequence[Event],
     describe: Callable[[int, bool], str] | None = None,
+    *,
+    log: bool = True,
 ) -> _Outcome:
     """Match ``events`` against ``pattern`` and log a transcript of the comparisons.
 
@@ -73,7 +148,9 @@ def _match(
     when the pattern does not end with ``...``. That makes at most about
     ``len(events) * len(pattern)`` item comparisons (counted in the outcome), with
     no backtracking. ``describe(pos, full)`` names the event at ``pos`` for the
-    transcript, with its arguments when ``full``.
+    transcript, with its arguments when ``full``. Without ``log`` no transcript row
+    is made (``rows`` stays empty): a passing assertion matches so, and only a
+    failing one matches again with the transcript.
     """
     n = len(events)
     out = _Outcome(ok=False)
@@ -87,41 +164,75 @@ def _match(
         assert isinstance(item, HookMatcher)
         return item.matches(events[pos])
 
+    def add(row: Callable[[], _Row], first: int, last: int) -> None:
+        """Log a row covering the hooks at ``first`` to ``last`` (made if shown)."""
+        if log:
+            out.rows.add(row, first, last)
+
     def notes(i: int, pos: int) -> list[str]:
         item = pattern[i]
         return item.explain(events[pos]) if isinstance(item, HookMatcher) else []
 
     def matched(i: int, pos: int) -> None:
-        out.rows.append(_Row("matched:", _item_text(pattern[i]), text(pos, True)))
+        if log:
+            add(
+                lambda: _Row("matched:", _item_text(pattern[i]), text(pos, True)),
+                pos,
+                pos,
+            )
 
     def skipped(start: int, stop: int) -> None:
-        if stop <= start:
-            recorded = "(no hooks)"
-        elif stop - start == 1:
-            recorded = text(start, False)
-        else:
-            recorded = (
-                f"{text(start, False)} .. {text(stop - 1, False)} "
-                f"({stop - start} hooks)"
-            )
-        out.rows.append(_Row("skipped:", "...", recorded))
+        def row() -> _Row:
+            if stop <= start:
+                recorded = "(no hooks)"
+            elif stop - start == 1:
+                recorded = text(start, False)
+            else:
+                recorded = (
+                    f"{text(start, False)} .. {text(stop - 1, False)} "
+                    f"({stop - start} hooks)"
+                )
+            return _Row("skipped:", "...", recorded)
+
+        add(row, start, stop - 1)
 
     def and_rows(i: int | None, start: int) -> None:
         """``and:`` lines for the events from ``start`` on (pytester's style)."""
         shown = min(n, start + _MAX_AND_LINES)
         for pos in range(start, shown):
-            why = [] if i is None else notes(i, pos)
-            out.rows.append(_Row("and:", "", text(pos, True), why))
+            add(and_row(i, pos), pos, pos)
         if shown < n:
-            rest = f"... {n - shown} more, up to {text(n - 1, False)}"
-            out.rows.append(_Row("and:", "", rest))
+            add(
+                lambda: _Row(
+                    "and:", "", f"... {n - shown} more, up to {text(n - 1, False)}"
+                ),
+                shown,
+                n - 1,
+            )
+
+    def and_row(i: int | None, pos: int) -> Callable[[], _Row]:
+        return lambda: _Row(
+            "and:", "", text(pos, True), [] if i is None else notes(i, pos)
+        )
+
+    def nomatch(expected: str, pos: int, i: int | None = None) -> None:
+        """The row of the divergence: ``expected`` against the event at ``pos`` (why
+        ``pattern[i]`` does not match it, if given), or the end of the recording."""
+
+        def row() -> _Row:
+            if pos >= n:
+                return _Row("nomatch:", expected, "(end of the recording)")
+            why = [] if i is None else notes(i, pos)
+            return _Row("nomatch:", expected, text(pos, True), why)
+
+        add(row, pos, pos if pos < n else pos - 1)
 
     def diverge(i: int, pos: int) -> None:
         """Item ``pattern[i]`` did not match the event at ``pos`` (or there is none)."""
         out.remains = list(pattern[i:])
         expected = _item_text(pattern[i])
         if pos >= n:
-            out.rows.append(_Row("nomatch:", expected, "(end of the recording)"))
+            nomatch(expected, n)
             out.summary = f"the recording ended after {n} hooks"
             after = f" after {text(n - 1, False)}" if n else ""
             out.diverged = (
@@ -129,7 +240,7 @@ def _match(
             )
             out.focus = n - 1 if n else None
             return
-        out.rows.append(_Row("nomatch:", expected, text(pos, True), notes(i, pos)))
+        nomatch(expected, pos, i)
         out.summary = f"diverged at {text(pos, False)}"
         out.diverged = f"diverged at {text(pos, False)}: expected {expected}"
         out.focus = pos
@@ -176,7 +287,7 @@ def _match(
         return 0
 
     def names(segment: list[int]) -> str:
-        return ", ".join(_item_text(pattern[i]) for i in segment)
+        return _items_text([pattern[i] for i in segment])
 
     def hint_later(i: int, pos: int) -> None:
         """After an anchored mismatch: the item would match further on."""
@@ -207,7 +318,7 @@ def _match(
         if n == 0:
             out.ok = True
             return out
-        out.rows.append(_Row("nomatch:", "(empty pattern)", text(0, True)))
+        nomatch("(empty pattern)", 0)
         and_rows(None, 1)
         out.summary = "the pattern is empty"
         out.diverged = f"diverged at {text(0, False)}: the pattern is empty"
@@ -223,7 +334,7 @@ def _match(
                 return out
             p = len(segment)
             if last and p < n:
-                out.rows.append(_Row("nomatch:", "(end of the pattern)", text(p, True)))
+                nomatch("(end of the pattern)", p)
                 and_rows(None, p + 1)
                 extra = n - p
                 hooks = f"{extra} more hook{'s' if extra != 1 else ''}"
@@ -248,7 +359,7 @@ def _match(
                 item = pattern[segment[k]]
                 assert isinstance(item, (str, HookMatcher))
                 expected = _item_text(item)
-                out.rows.append(_Row("nomatch:", expected, "(end of the recording)"))
+                nomatch(expected, n)
                 out.remains = list(pattern[segment[k] :])
                 out.summary = f"{expected} never ran"
                 last_hook = f" after {text(n - 1, False)}" if n else ""
@@ -371,8 +482,9 @@ def assert_hook_sequence(source: Source, expected: Sequence[PatternItem]) -> Non
 
     On failure the message is a transcript in the style of pytester's
     ``fnmatch_lines`` (what matched, where it diverged, what remains unmatched),
-    followed by a timeline of the recorded hooks. An unknown hook name raises
-    `ValueError`, an item that is not a pattern item `TypeError`.
+    followed by a timeline of the recorded hooks, both windowed around where it
+    diverged when they are long. A passing assertion builds no message. An unknown
+    hook name raises `ValueError`, an item that is not a pattern item `TypeError`.
     """
     __tracebackhide__ = True
     pattern = _check_pattern(expected)
@@ -382,7 +494,9 @@ def assert_hook_sequence(source: Source, expected: Sequence[PatternItem]) -> Non
         subject = _with_ends(subject)
     skip = OPT_IN_HOOKS - named
     compared = [e for e in subject.events if e.hook not in skip]
-    positions = {e: pos for pos, e in enumerate(compared)}
+    # Match without a transcript first: a passing assertion describes no event.
+    if _match(pattern, compared, log=False).ok:
+        return
 
     def describe(pos: int, full: bool) -> str:
         event = compared[pos]
@@ -392,14 +506,13 @@ def assert_hook_sequence(source: Source, expected: Sequence[PatternItem]) -> Non
         return f"[{pos}] {who}{event.hook}"
 
     outcome = _match(pattern, compared, describe)
-    if outcome.ok:
+    if outcome.ok:  # pragma: no cover - a callable matcher that changed its mind
         return
     lines = [f"hooks of {subject.label} do not match the pattern ({outcome.summary}):"]
-    lines += _render_rows(outcome.rows)
+    lines += _render_rows(outcome.rows.shown())
     lines.append(outcome.diverged)
     if outcome.remains:
-        remains = ", ".join(_item_text(item) for item in outcome.remains)
-        lines.append(f"remains unmatched: {remains}")
+        lines.append(f"remains unmatched: {_items_text(outcome.remains)}")
     if outcome.missing is not None:
         lines += _never_ran(outcome.missing, subject)
     lines += [f"hint: {h}" for h in outcome.hints]
@@ -410,6 +523,7 @@ def assert_hook_sequence(source: Source, expected: Sequence[PatternItem]) -> Non
             f"(not compared: {left_out} wrote_header_field {calls}; a pattern that "
             "names wrote_header_field compares them)"
         )
+    positions = {e: pos for pos, e in enumerate(compared)}
     focus = compared[outcome.focus] if outcome.focus is not None and compared else None
     lines.append("")
     lines += _timeline(subject.events, positions=positions, focus=focus)
@@ -437,8 +551,10 @@ def _never_ran(item: HookMatcher | str, subject: _Subject) -> list[str]:
     """For a hook that never ran: what happened instead (to the response and its
     connection), and why the hook may be absent."""
     name = item if isinstance(item, str) else item.name
+    if subject.multi:
+        return []
     requests = {id(e.request): e.request for e in subject.events if e.request}
-    if subject.multi or len(requests) != 1:
+    if len(requests) != 1:
         return []
     [request] = requests.values()
     ran = any(e.hook == name for e in [*request.events, *request.ends])
@@ -486,11 +602,18 @@ def _what_happened(request: RequestRecord) -> str:
     return "; ".join(parts)
 
 
-def _render_rows(rows: Sequence[_Row]) -> list[str]:
-    width = min(max((len(r.expected) for r in rows), default=0), 44)
+def _render_rows(rows: Sequence[_Row | _Gap]) -> list[str]:
+    width = min(
+        max((len(r.expected) for r in rows if isinstance(r, _Row)), default=0), 44
+    )
     lines = []
     indent = " " * (2 + 8 + 1 + width + 2 + 4)
     for r in rows:
+        if isinstance(r, _Gap):
+            plural = "row" if r.rows == 1 else "rows"
+            hooks = "" if r.first is None else f": hooks [{r.first}] to [{r.last}]"
+            lines.append(f"  ... ({r.rows} more {plural}{hooks})")
+            continue
         lines.append(f"  {r.label:>8} {r.expected:<{width}}  {r.recorded}".rstrip())
         lines += [indent + note for note in r.notes]
     return lines

@@ -106,31 +106,50 @@ class _Entry(NamedTuple):
         return text + ("  (after return)" if first.after_return else "")
 
 
-def _entries(
+def _starts(
     events: Sequence[Event], positions: Mapping[Event, int] | None, collapse: bool
-) -> list[_Entry]:
-    entries: list[_Entry] = []
-    folding = False  # whether the last entry is a foldable header field
+) -> list[int]:
+    """Where each line of a timeline starts (an index into ``events``): a line per
+    event, but a run of a request's header fields (those not compared in a pattern
+    match) folds into one line. Only the lines shown become `_Entry` objects: a long
+    timeline costs a list of ints."""
+    starts: list[int] = []
+    folding = False  # whether the last line is a foldable header field
+    previous: RequestRecord | None = None
     for i, e in enumerate(events):
-        position = None if positions is None else positions.get(e)
-        foldable = collapse and position is None and e.hook == "wrote_header_field"
-        if folding and foldable and events[i - 1].request is e.request:
-            entries[-1] = entries[-1]._replace(stop=i + 1)
-        else:
-            entries.append(_Entry(i, i + 1, position))
+        foldable = (
+            collapse
+            and e.hook == "wrote_header_field"
+            and (positions is None or e not in positions)
+        )
+        if not (folding and foldable and e.request is previous):
+            starts.append(i)
         folding = foldable
-    return entries
+        previous = e.request
+    return starts
+
+
+def _entry(
+    events: Sequence[Event],
+    starts: Sequence[int],
+    i: int,
+    positions: Mapping[Event, int] | None,
+) -> _Entry:
+    start = starts[i]
+    stop = starts[i + 1] if i + 1 < len(starts) else len(events)
+    position = None if positions is None else positions.get(events[start])
+    return _Entry(start, stop, position)
 
 
 def _window(
     events: Sequence[Event],
-    entries: Sequence[_Entry],
+    starts: Sequence[int],
     focus: Event | None,
     max_entries: int | None,
 ) -> list[int | None]:
-    """Indices of the entries to show; None where lines are left out. A long
+    """Indices of the lines to show; None where lines are left out. A long
     timeline keeps its first and last 3 lines and the lines around ``focus``."""
-    count = len(entries)
+    count = len(starts)
     if max_entries is None or count <= max_entries:
         return list(range(count))
     center = 0
@@ -138,8 +157,8 @@ def _window(
         center = next(
             (
                 i
-                for i, entry in enumerate(entries)
-                if events[entry.start] is focus or events[entry.start].time > focus.time
+                for i, start in enumerate(starts)
+                if events[start] is focus or events[start].time > focus.time
             ),
             count - 1,
         )
@@ -165,8 +184,8 @@ def _timeline(
     """The legend of requests, then one aligned line per entry (see
     `render_timeline`); with ``positions``, a first column gives each compared
     event's position in the pattern match."""
-    entries = _entries(events, positions, collapse)
-    shown = _window(events, entries, focus, max_entries)
+    starts = _starts(events, positions, collapse)
+    shown = _window(events, starts, focus, max_entries)
     t0 = min(e.time for e in events)
 
     header = ["ms", "req", "conn", "thread", "hook"]
@@ -175,7 +194,7 @@ def _timeline(
         if i is None:
             rows.append(None)
             continue
-        entry = entries[i]
+        entry = _entry(events, starts, i, positions)
         e = events[entry.start]
         r = e.request
         row = [
@@ -206,7 +225,7 @@ def _timeline(
     # The legend names the requests of the lines shown (at most 20 of them).
     requests = {id(e.request): e.request for e in events if e.request is not None}
     shown_ids = {
-        id(events[entries[i].start].request) for i in shown if i is not None
+        id(events[starts[i]].request) for i in shown if i is not None
     } & requests.keys()
     listed = sorted((requests[k] for k in shown_ids), key=lambda r: r.id)[:20]
     lines = ["requests:"]
