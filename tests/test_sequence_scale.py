@@ -252,3 +252,15 @@ def test_a_transcript_is_windowed_past_40_rows(hooks: int, gap: str | None) -> N
     else:
         assert f"\n  ... ({gap}: hooks [10] to [10])\n" in transcript
         assert transcript.count("\n  matched: ") == hooks - 2
+
+
+def test_a_matcher_that_changes_its_answer_fails_and_says_so() -> None:
+    from pytest_httptrace import assert_hook_sequence, hook
+    from pytest_httptrace.recorder import make_event
+
+    answers = iter([False, True])
+    events = [make_event("get_conn", host_port="a:443")]
+    with pytest.raises(AssertionError, match="answered differently"):
+        assert_hook_sequence(
+            events, [hook("get_conn", host_port=lambda v: next(answers))]
+        )

@@ -506,8 +506,12 @@ def assert_hook_sequence(source: Source, expected: Sequence[PatternItem]) -> Non
         return f"[{pos}] {who}{event.hook}"
 
     outcome = _match(pattern, compared, describe)
-    if outcome.ok:  # pragma: no cover - a callable matcher that changed its mind
-        return
+    if outcome.ok:  # the first look failed: a verdict that changes is no pass
+        _fail(
+            f"hooks of {subject.label}: the pattern failed to match, then matched on "
+            "a second look at the same events: a hook() matcher answered differently "
+            "for the same value. Matchers must be pure functions of the value."
+        )
     lines = [f"hooks of {subject.label} do not match the pattern ({outcome.summary}):"]
     lines += _render_rows(outcome.rows.shown())
     lines.append(outcome.diverged)
