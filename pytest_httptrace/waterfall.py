@@ -304,8 +304,14 @@ def request_bounds(request: RequestData) -> tuple[float, float]:
     return in_flight(request)
 
 
-#: The waterfall's name for each of `PHASE_NAMES` it draws (``blocked`` is
-#: not drawn: it is the gap before ``dns``/``connect`` or ``send``).
+#: The waterfall's row for a request's wait for a connection of the pool (its
+#: ``blocked`` phase), drawn above the others when it lasted `POOL_WAIT_SHOWN`
+#: seconds or more (`request_spans` leaves it out: it is the gap before
+#: ``dns``/``connect`` or ``send``).
+POOL_WAIT = "pool wait"
+POOL_WAIT_SHOWN = 0.001
+
+#: The waterfall's name for each of `PHASE_NAMES` it draws.
 _SPAN_NAMES = {"receive": "transfer"}
 
 
@@ -333,6 +339,7 @@ def request_spans(request: RequestData) -> list[Span]:
 # -- the terminal waterfall ------------------------------------------------------------
 
 _ANSI = {
+    "pool wait": "31",  # red: a saturated pool
     "dns": "36",  # cyan
     "connect": "33",  # yellow
     "tls": "35",  # magenta
@@ -395,7 +402,16 @@ def render_waterfall(
             by_phase.setdefault(span.name, []).append(span)
         conn = request["connection"]
         conn_label = f"connection #{conn['id']}" if conn is not None else "a connection"
-        for phase in PHASES:
+        # A wait for the pool (``blocked``) is drawn when it is one: past a
+        # millisecond (picking an idle connection takes microseconds).
+        waited = [
+            Span(name=POOL_WAIT, start=p.start, end=p.end, args={})
+            for p in phases(request)
+            if p.name == "blocked" and p.duration >= POOL_WAIT_SHOWN
+        ]
+        if waited:
+            by_phase[POOL_WAIT] = waited
+        for phase in (POOL_WAIT, *PHASES) if waited else PHASES:
             label = f"  {phase:<{label_w - 2}}"
             phase_spans = by_phase.get(phase)
             if not phase_spans:

@@ -97,3 +97,25 @@ def test_a_bound_that_is_not_seconds_is_refused(
 ) -> None:
     with pytest.raises(TypeError, match=r"at_most=seconds, a finite number >= 0"):
         assert_pool_wait(httptrace_recorder, at_most=bad)  # type: ignore[arg-type]
+
+
+def test_the_waterfall_draws_a_wait_for_the_pool(
+    httptrace_recorder: Recorder, httptrace_server: TestServer
+) -> None:
+    from pytest_httptrace.waterfall import render_waterfall, request_data
+
+    limits = httpx.Limits(max_connections=1)
+    with httptrace_server.client(limits=limits) as client:
+        with client.stream("GET", "/stream/2?gap=0.1") as response:
+            waiter = threading.Thread(target=lambda: client.get("/").read())
+            waiter.start()
+            response.read()  # gives the one connection back
+        waiter.join(5)
+    held, waited = httptrace_recorder.requests
+    assert pool_wait(waited) >= 0.05 and pool_wait(held) < 0.001
+    text = render_waterfall([request_data(held), request_data(waited)], width=100)
+    first, second = text.split("\n\n")[:2]
+    assert "pool wait" not in first  # it dialed at once
+    rows = [line for line in second.splitlines() if line.startswith("  pool wait")]
+    assert len(rows) == 1 and "█" in rows[0]
+    assert second.index("  pool wait") < second.index("  send")  # before the others
