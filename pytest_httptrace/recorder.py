@@ -480,36 +480,20 @@ class Recorder(Sequence[RequestRecord]):
         return record
 
     def _record(self, hook: HookName, args: tuple[Any, ...]) -> None:
-        # On the request's path: as little as can be. The Event is built on read.
+        """A call of one of this recorder's hook functions (its trace composed with
+        another, or called by hand): the request is the one dispatching now."""
         if not self._recording:
             return
         traced = dispatching()
         if traced is None:  # a hook called by hand, outside any request
             self._raw += (None, hook, _monotonic(), _thread(), _task_now(), False, args)
             return
-        request = self._by_traced.get(traced.id)
-        if request is None or (
-            request.connection is None and traced.connection is not None
-        ):
-            request = self._attach(traced)
-        if request._last_seq == traced.seq:
-            return  # the same dispatch reached this recorder twice
-        request._last_seq = traced.seq
-        self._raw += (
-            request,
-            hook,
-            _monotonic(),
-            _thread(),
-            _task_now(),
-            traced.returned_at is not None,
-            args,
-        )
+        self._on(traced, hook, args)
 
     def _on(self, traced: TracedRequest, hook: HookName, args: Any) -> None:
-        """One hook call of ``traced``, handed over by the request itself (the
-        recorder's trace is in its chain): `_record` without looking the request
-        up. On every request's path, so as little as can be (no call to find the
-        thread or the task)."""
+        """One hook call of ``traced``: handed over by the request itself when the
+        recorder's trace is in its chain, or found by `_record`. On every request's
+        path, so as little as can be (no call to find the thread or the task)."""
         if not self._recording:
             return
         request = self._by_traced.get(traced.id)

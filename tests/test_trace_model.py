@@ -315,3 +315,23 @@ def test_events_read_between_hook_calls_are_all_kept_in_order() -> None:
         {"key": "Host", "values": ["a"]},
         {"key": "Accept", "values": ["*/*"]},
     ]
+
+
+def test_a_recorder_reached_through_a_composed_trace_records_each_call_once() -> None:
+    # Composed with a user's trace, the recorder is called through its hook
+    # functions (it finds the request dispatching now); beside that, the same
+    # dispatch also reaches it directly: recorded once, on the right request.
+    from pytest_httptrace.recorder import Recorder
+
+    seen: list[str] = []
+    with Recorder.start() as rec:
+        user = ClientTrace(wrote_headers=lambda: seen.append("user"))
+        composed = compose(user, rec.trace)
+        for chain in ((composed,), (composed, rec.trace)):
+            request = TracedRequest(method="GET", url="https://c/", chain=chain)
+            request.fire("wrote_headers")
+            request.fire("wrote_request", None)
+        rec.trace.got_100_continue()  # by hand, outside any request
+    assert seen == ["user", "user"]
+    assert [r.hooks for r in rec.requests] == [["wrote_headers", "wrote_request"]] * 2
+    assert [(e.hook, e.request) for e in rec.events][-1] == ("got_100_continue", None)
