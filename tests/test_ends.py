@@ -7,11 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import httpcore
@@ -533,31 +530,6 @@ def test_waterfall_report_and_normalized_form_say_it_too(
         ("complete", "server"),
         ("closed_early", "client"),
     ]
-
-
-# -- docs/beyond-go.md: its worked examples run as written -----------------------------
-
-BEYOND_GO = Path(__file__).parents[1] / "docs" / "beyond-go.md"
-EXAMPLE = re.compile(r"<!-- example -->\n```python\n(.*?)```", re.S)
-
-
-def test_the_beyond_go_examples_pass(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, httpx_lib: Any
-) -> None:
-    if httpx_lib.__name__ != "httpx":
-        pytest.skip("the examples are written against httpx")
-    examples = EXAMPLE.findall(BEYOND_GO.read_text())
-    assert len(examples) == 5
-    for name in list(os.environ):
-        if name.startswith(("PYTEST_XDIST", "PYTEST_ADDOPTS")):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
-    files = {f"test_example_{i}": code for i, code in enumerate(examples)}
-    pytester.makepyfile(**files)
-    result = pytester.runpytest_subprocess(
-        "-p", "httptrace", "-p", "no:cacheprovider", "-W", "error"
-    )
-    result.assert_outcomes(passed=len(examples))
 
 
 @pytest.mark.parametrize("mode", H1)
