@@ -162,6 +162,7 @@ class RequestRecord:
     connection: ConnectionRecord | None = field(default=None, repr=False)
     _traced: TracedRequest | None = field(default=None, repr=False)
     _last_seq: int = field(default=-1, repr=False)
+    _conn_seen: TracedConnection | None = field(default=None, repr=False)
     _events: list[Event] = field(default_factory=list, repr=False)
     _owner: Recorder | None = field(default=None, repr=False)
 
@@ -179,8 +180,9 @@ class RequestRecord:
 
     @property
     def got_conn(self) -> GotConnInfo | None:
-        """The ``got_conn`` info, or None if no connection was obtained."""
-        for e in self.events:
+        """The ``got_conn`` info, or None if no connection was obtained (the
+        last one, if the pool sent the request again on another connection)."""
+        for e in reversed(self.events):
             if e.hook == "got_conn":
                 info = e.raw[0] if e.raw else None
                 if isinstance(info, GotConnInfo):
@@ -497,9 +499,7 @@ class Recorder(Sequence[RequestRecord]):
         if not self._recording:
             return
         request = self._by_traced.get(traced.id)
-        if request is None or (
-            request.connection is None and traced.connection is not None
-        ):
+        if request is None or request._conn_seen is not traced.connection:
             request = self._attach(traced)
         if request._last_seq == traced.seq:
             return  # the same dispatch reached this recorder twice
@@ -532,8 +532,12 @@ class Recorder(Sequence[RequestRecord]):
             request = self._by_traced.get(traced.id)
             if request is None:
                 request = self._new_request(traced)
-            if traced.connection is not None and request.connection is None:
-                request.connection = self._connection(traced.connection, request)
+            conn = traced.connection
+            if conn is not None and request._conn_seen is not conn:
+                # Its connection, once known; another one if the pool sent the
+                # request again elsewhere (the hooks ran again from get_conn).
+                request.connection = self._connection(conn, request)
+                request._conn_seen = conn
             return request
 
     def _flush(self) -> None:

@@ -19,6 +19,7 @@ from pytest_httptrace import (
     ClientTrace,
     assert_hook_sequence,
     assert_new_connection,
+    assert_no_leaks,
     assert_reused,
     hook,
     reuse_verdict,
@@ -322,12 +323,23 @@ def test_goaway_from_the_server(
         assert (await client.get(httptrace_server.url("/"))).status_code == 200
 
     run(mode, httptrace_server, scenario, http2=True)
-    closing = httptrace_recorder.requests[0]
+    closing, resent = httptrace_recorder.requests
     assert closing.outcome == "complete"
     conn = closing.connection
     assert conn is not None and conn.protocol == "HTTP/2"
     assert conn.close_reason == "server" and conn.close_error is None
     assert conn.closed_at is not None
+    # The request httpcore sent again: as Go does on its transport's retries, its
+    # hooks ran again from get_conn, on the new connection, and it ended well (no
+    # ConnectionNotAvailable error, no leak).
+    assert resent.error is None and resent.status == 200
+    assert resent.outcome == "complete" and not resent.leaked
+    assert resent.connection is not None and resent.connection is not conn
+    assert resent.connection.protocol == "HTTP/2"
+    assert resent.hooks.count("get_conn") == 2 and resent.hooks.count("got_conn") == 2
+    assert resent.got_conn is not None and not resent.got_conn.reused
+    assert resent in resent.connection.requests
+    assert_no_leaks(httptrace_recorder)
 
 
 @pytest.mark.parametrize("mode", H1)

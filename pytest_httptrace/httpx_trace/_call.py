@@ -125,7 +125,8 @@ def _start(
         port = url.port or (443 if url.scheme in ("https", "wss") else 80)
     if ":" in host:
         host = f"[{host}]"
-    st.fire("get_conn", f"{host}:{port}")
+    s.host_port = f"{host}:{port}"
+    st.fire("get_conn", s.host_port)
     return st
 
 

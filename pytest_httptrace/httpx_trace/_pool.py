@@ -21,10 +21,30 @@ def bind_connection(conn: object) -> None:
     s: RequestState = st.state
     if s.proxied:
         return
-    s.conn = connection_record(conn)
+    record = connection_record(conn)
+    if s.got_conn and record is not s.conn:
+        _sent_again(st, s)
+    s.conn = record
     s.fresh = inner_connection(conn) is None
     if not s.fresh:
         st.connection = s.conn
+
+
+def _sent_again(st: TracedRequest, s: RequestState) -> None:
+    """httpcore's pool sends the request again on another connection (the first
+    one became unavailable: an HTTP/2 GOAWAY read on this request's stream, say):
+    as Go does when its transport retries, the hooks run again from ``get_conn``,
+    with the new connection's; the pool's ``ConnectionNotAvailable`` was never
+    the caller's error."""
+    old = s.conn
+    if old is not None:
+        with lock:
+            old.active = max(0, old.active - 1)
+    st.connection = None
+    st.error = None
+    st.closed_at = None  # httpcore closed its stream on the first connection
+    s.retried()
+    st.fire("get_conn", s.host_port)
 
 
 def conn_handle_request(orig: Callable[..., Any], fl: Flavour) -> Callable[..., Any]:

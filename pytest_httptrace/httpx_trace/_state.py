@@ -34,6 +34,7 @@ class RequestState:
         "h2_body",
         "h2_written",
         "hold_body",
+        "host_port",
         "pending_headers",
         "proxied",
         "request",
@@ -63,6 +64,17 @@ class RequestState:
         self.h2_written = False
         self.deferred: list[Callable[[TracedRequest], None]] = []
         self.pending_headers: HeaderFields = []
+        self.host_port = ""  # get_conn's argument
+
+    def retried(self) -> None:
+        """The pool sends the request again, on another connection: what belongs
+        to the first one is forgotten (the body, the hooks fired on it)."""
+        self.got_conn = self.first_byte = self.await_first_byte = False
+        self.got_100 = self.hold_body = self.body_withheld = False
+        self.wrote_request = self.body_read = False
+        self.h2_body = self.h2_written = False
+        self.deferred = []
+        self.pending_headers = []
 
 
 def state(st: TracedRequest) -> RequestState:
