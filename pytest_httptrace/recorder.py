@@ -589,7 +589,7 @@ class Recorder(Sequence[RequestRecord]):
         request = RequestRecord(
             id=len(self._by_traced) + 1,
             method=traced.method,
-            url=traced.url,
+            url=str(traced.url),
             phase=self.phase,
             origin=origin,
             via=via,

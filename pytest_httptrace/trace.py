@@ -721,7 +721,9 @@ class TracedRequest:
     """
 
     method: str
-    url: str
+    url: object
+    """The URL: a ``str``, or the client's URL object (its ``str()`` is the URL),
+    made text only when a record is made: not every trace needs it."""
     chain: tuple[ClientTrace, ...]
     id: int = dataclasses.field(default_factory=_new_id)
     started_at: float = dataclasses.field(default_factory=time.monotonic)

@@ -102,7 +102,7 @@ def _start(
     s = RequestState(fl)
     st = TracedRequest(
         method=request.method,
-        url=str(request.url),
+        url=request.url,  # httpx's URL: made text when a record is made
         chain=chain,
         source=fl.info,
         state=s,
