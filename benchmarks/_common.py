@@ -6,6 +6,7 @@ Imports nothing from ``pytest_httptrace`` (see the package docstring).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -105,25 +106,33 @@ def rotated(items: Sequence[str], round_no: int) -> list[str]:
     return [*items[k:], *items[:k]]
 
 
+def dist_versions(dists: Sequence[str]) -> dict[str, str]:
+    """The installed version of each distribution, or ``"not installed"``."""
+    found: dict[str, str] = {}
+    for dist in dists:
+        try:
+            found[dist] = version(dist)
+        except PackageNotFoundError:
+            found[dist] = "not installed"
+    return found
+
+
 def meta() -> dict[str, Any]:
     """What a result was measured on."""
-    versions: dict[str, str] = {}
-    for dist in (
-        "pytest-httptrace",
-        "httpx",
-        "httpcore",
-        "h2",
-        "h11",
-        "hypercorn",
-        "pytest",
-        "uvicorn",
-        "pytest-httpserver",
-        "werkzeug",
-    ):
-        try:
-            versions[dist] = version(dist)
-        except PackageNotFoundError:
-            versions[dist] = "not installed"
+    versions = dist_versions(
+        (
+            "pytest-httptrace",
+            "httpx",
+            "httpcore",
+            "h2",
+            "h11",
+            "hypercorn",
+            "pytest",
+            "uvicorn",
+            "pytest-httpserver",
+            "werkzeug",
+        )
+    )
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"],
@@ -143,6 +152,76 @@ def meta() -> dict[str, Any]:
         "commit": commit,
         "versions": versions,
     }
+
+
+class WorkerProcess:
+    """A client process of a benchmark (``python -m MODULE VARIANT URL CA WARMUP``)
+    that answers JSON commands, one per line. ``tree``: a directory whose
+    ``pytest_httptrace`` it imports instead of this checkout's."""
+
+    def __init__(
+        self,
+        module: str,
+        variant: str,
+        url: str,
+        ca: str,
+        warmup: int,
+        tree: str | None = None,
+    ) -> None:
+        self.variant = variant
+        env = child_env()
+        if tree is not None:
+            env["PYTHONPATH"] = os.pathsep.join((tree, env["PYTHONPATH"]))
+        self.proc = subprocess.Popen(
+            python_module(module, variant, url, ca, str(warmup)),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+
+    def wait_ready(self) -> str | None:
+        """Wait for the process; why the variant cannot run here, if it cannot."""
+        ready = self._read()
+        assert ready.get("ready") == self.variant, ready
+        assert set(ready) <= {"ready", "not_applicable"}, ready
+        reason: str | None = ready.get("not_applicable")
+        return reason
+
+    def _read(self) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            self.proc.wait(10)
+            raise RuntimeError(
+                f"client process {self.variant} exited with {self.proc.returncode}"
+            )
+        answer: dict[str, Any] = json.loads(line)
+        if "error" in answer:
+            raise RuntimeError(answer["error"])
+        return answer
+
+    def ask(self, command: dict[str, Any]) -> dict[str, Any]:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps(command) + "\n")
+        self.proc.stdin.flush()
+        return self._read()
+
+    def close(self) -> dict[str, Any]:
+        """Quit the process; what it reports, or its exit status if it died."""
+        try:
+            if self.proc.poll() is not None:
+                return {"exited": self.proc.returncode}
+            return self.ask({"cmd": "quit"})
+        except (BrokenPipeError, RuntimeError):
+            return {"exited": self.proc.wait(30)}
+        finally:
+            assert self.proc.stdin is not None
+            with contextlib.suppress(BrokenPipeError):
+                self.proc.stdin.close()
+            self.proc.wait(30)
+            if self.proc.stdout is not None:
+                self.proc.stdout.close()
 
 
 def child_env(**extra: str) -> dict[str, str]:

@@ -25,10 +25,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ._common import ROOT, Result, meta, ratio_summary, rotated, summary, write_json
+from ._common import (
+    ROOT,
+    Result,
+    WorkerProcess,
+    meta,
+    ratio_summary,
+    rotated,
+    summary,
+    write_json,
+)
 from ._overhead_worker import CONFIGS
 from ._serve import ServerProcess
-from .overhead import _check_state, _Client
+from .overhead import WORKER, _check_state
 
 #: label -> (worker variant, whether it imports REV's package)
 VARIANTS = {
@@ -78,7 +87,8 @@ def run(rev: str, quick: bool) -> Result:
         with ServerProcess.start() as server:
             for r in range(rounds):
                 clients = {
-                    name: _Client(
+                    name: WorkerProcess(
+                        WORKER,
                         variant,
                         server.url,
                         server.ca,

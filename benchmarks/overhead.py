@@ -38,19 +38,15 @@ builds the request's state and fires every hook, no hook set), with one hook set
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
-import subprocess
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from ._common import (
     OVERHEAD_TARGETS,
     Result,
+    WorkerProcess,
     bench_main,
-    child_env,
-    python_module,
+    dist_versions,
     ratio_summary,
     rotated,
     summary,
@@ -77,76 +73,8 @@ DISTS = (
 )
 
 
-def _versions() -> dict[str, str]:
-    found = {}
-    for dist in DISTS:
-        try:
-            found[dist] = version(dist)
-        except PackageNotFoundError:
-            found[dist] = "not installed"
-    return found
-
-
-class _Client:
-    """A `benchmarks._overhead_worker` process. ``tree``: a directory whose
-    ``pytest_httptrace`` it imports instead of this checkout's."""
-
-    def __init__(
-        self, variant: str, url: str, ca: str, warmup: int, tree: str | None = None
-    ) -> None:
-        self.variant = variant
-        env = child_env()
-        if tree is not None:
-            env["PYTHONPATH"] = os.pathsep.join((tree, env["PYTHONPATH"]))
-        self.proc = subprocess.Popen(
-            python_module("benchmarks._overhead_worker", variant, url, ca, str(warmup)),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-
-    def wait_ready(self) -> str | None:
-        """Wait for the process; why the variant cannot run here, if it cannot."""
-        ready = self._read()
-        assert ready.get("ready") == self.variant, ready
-        reason: str | None = ready.get("not_applicable")
-        return reason
-
-    def _read(self) -> dict[str, Any]:
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        if not line:
-            self.proc.wait(10)
-            raise RuntimeError(
-                f"client process {self.variant} exited with {self.proc.returncode}"
-            )
-        answer: dict[str, Any] = json.loads(line)
-        if "error" in answer:
-            raise RuntimeError(answer["error"])
-        return answer
-
-    def ask(self, command: dict[str, Any]) -> dict[str, Any]:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(json.dumps(command) + "\n")
-        self.proc.stdin.flush()
-        return self._read()
-
-    def close(self) -> dict[str, Any]:
-        """Quit the process; what it reports, or its exit status if it died."""
-        try:
-            if self.proc.poll() is not None:
-                return {"exited": self.proc.returncode}
-            return self.ask({"cmd": "quit"})
-        except (BrokenPipeError, RuntimeError):
-            return {"exited": self.proc.wait(30)}
-        finally:
-            assert self.proc.stdin is not None
-            with contextlib.suppress(BrokenPipeError):
-                self.proc.stdin.close()
-            self.proc.wait(30)
-            if self.proc.stdout is not None:
-                self.proc.stdout.close()
+#: The client process of this benchmark (see `WorkerProcess`).
+WORKER = "benchmarks._overhead_worker"
 
 
 DECOMPOSE = ("shipped", "installed", "empty trace", "one hook", "recorder")
@@ -271,7 +199,7 @@ def run(quick: bool) -> Result:
             # of the same kind (memory layout, hash seed) varies from round to round
             # instead of biasing one variant for the whole run.
             clients = {
-                v: _Client(v, server.url, server.ca, warmup)
+                v: WorkerProcess(WORKER, v, server.url, server.ca, warmup)
                 for v in variants
                 if v not in not_applicable
             }
@@ -409,7 +337,7 @@ def run(quick: bool) -> Result:
         "warm": warm,
         "variants": list(variants),
         "anchors": list(ANCHORS),
-        "versions": _versions(),
+        "versions": dist_versions(DISTS),
         "not_applicable": not_applicable,
         "configs": list(configs),
         "rows": rows,

@@ -19,17 +19,13 @@ interval), and the client process's CPU time per request with its ratio.
 
 from __future__ import annotations
 
-import contextlib
-import json
-import subprocess
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from ._common import (
     Result,
+    WorkerProcess,
     bench_main,
-    child_env,
-    python_module,
+    dist_versions,
     ratio_summary,
     rotated,
     summary,
@@ -49,56 +45,8 @@ DISTS = (
 )
 
 
-class _Client:
-    """A `benchmarks._requests_worker` process."""
-
-    def __init__(self, variant: str, url: str, ca: str, warmup: int) -> None:
-        self.variant = variant
-        self.proc = subprocess.Popen(
-            python_module("benchmarks._requests_worker", variant, url, ca, str(warmup)),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            env=child_env(),
-        )
-
-    def wait_ready(self) -> None:
-        ready = self._read()
-        assert ready == {"ready": self.variant}, ready
-
-    def _read(self) -> dict[str, Any]:
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        if not line:
-            self.proc.wait(10)
-            raise RuntimeError(
-                f"client process {self.variant} exited with {self.proc.returncode}"
-            )
-        answer: dict[str, Any] = json.loads(line)
-        if "error" in answer:
-            raise RuntimeError(answer["error"])
-        return answer
-
-    def ask(self, command: dict[str, Any]) -> dict[str, Any]:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(json.dumps(command) + "\n")
-        self.proc.stdin.flush()
-        return self._read()
-
-    def close(self) -> dict[str, Any]:
-        try:
-            if self.proc.poll() is not None:
-                return {"exited": self.proc.returncode}
-            return self.ask({"cmd": "quit"})
-        except (BrokenPipeError, RuntimeError):
-            return {"exited": self.proc.wait(30)}
-        finally:
-            assert self.proc.stdin is not None
-            with contextlib.suppress(BrokenPipeError):
-                self.proc.stdin.close()
-            self.proc.wait(30)
-            if self.proc.stdout is not None:
-                self.proc.stdout.close()
+#: The client process of this benchmark (see `WorkerProcess`).
+WORKER = "benchmarks._requests_worker"
 
 
 def _check_state(variant: str, state: dict[str, Any]) -> None:
@@ -107,16 +55,6 @@ def _check_state(variant: str, state: dict[str, Any]) -> None:
     expected = (variant == "recording", variant == "otel")
     if (state["plugin_imported"], state["otel_imported"]) != expected:
         raise RuntimeError(f"variant {variant} ran in the wrong state: {state}")
-
-
-def _versions() -> dict[str, str]:
-    found = {}
-    for dist in DISTS:
-        try:
-            found[dist] = version(dist)
-        except PackageNotFoundError:
-            found[dist] = "not installed"
-    return found
 
 
 DECOMPOSE = ("shipped", "installed", "empty trace", "recorder")
@@ -197,7 +135,10 @@ def run(quick: bool) -> Result:
     checks: dict[str, Any] = {}
     with ServerProcess.start() as server:
         for r in range(rounds):
-            clients = {v: _Client(v, server.url, server.ca, warmup) for v in VARIANTS}
+            clients = {
+                v: WorkerProcess(WORKER, v, server.url, server.ca, warmup)
+                for v in VARIANTS
+            }
             this_round: dict[str, list[int]] = {v: [] for v in pooled}
             this_cpu: dict[str, list[float]] = {v: [] for v in pooled}
             try:
@@ -284,7 +225,7 @@ def run(quick: bool) -> Result:
         "batch": batch,
         "warm": warm,
         "variants": list(VARIANTS),
-        "versions": _versions(),
+        "versions": dist_versions(DISTS),
         "rows": rows,
         "process_checks": checks,
         "decompose": layers,
