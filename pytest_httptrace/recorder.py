@@ -44,6 +44,7 @@ from .trace import (
     TLSConnectionState,
     TracedConnection,
     TracedRequest,
+    current_task_name,
     dispatching,
     register_global,
     unregister_global,
@@ -488,7 +489,8 @@ class Recorder(Sequence[RequestRecord]):
             return
         traced = dispatching()
         if traced is None:  # a hook called by hand, outside any request
-            self._raw += (None, hook, _monotonic(), _thread(), _task_now(), False, args)
+            thread = threading.current_thread()
+            self._raw += (None, hook, _monotonic(), thread, _task(), False, args)
             return
         self._on(traced, hook, args)
 
@@ -505,7 +507,7 @@ class Recorder(Sequence[RequestRecord]):
             return  # the same dispatch reached this recorder twice
         request._last_seq = traced.seq
         thread = _threads.get(_get_ident()) or threading.current_thread()
-        task = None
+        task = None  # trace.current_task_name(), without the call
         aio = _modules.get("asyncio")  # not imported: no task can be running
         if aio is not None and aio._get_running_loop() is not None:
             current = aio.current_task()
@@ -706,26 +708,12 @@ class Recorder(Sequence[RequestRecord]):
 
 _STRIDE = 7  # items per hook call in `Recorder._raw`
 _monotonic = time.monotonic
+_task = current_task_name
 _modules = sys.modules
 _get_ident = threading.get_ident
 # threading.current_thread() is this lookup (stable across CPython 3.x); done here
 # without the call on every hook call.
 _threads: dict[int, threading.Thread] = threading._active  # type: ignore[attr-defined]
-
-
-def _thread() -> threading.Thread:
-    """The current Thread (its name is read when the events are built)."""
-    thread = _threads.get(_get_ident())
-    return threading.current_thread() if thread is None else thread
-
-
-def _task_now() -> str | None:
-    """The running asyncio task's name, or None (asyncio is not imported for it)."""
-    aio = _modules.get("asyncio")
-    if aio is None or aio._get_running_loop() is None:
-        return None
-    task = aio.current_task()
-    return None if task is None else task.get_name()
 
 
 #: Header names and values as text, shared by the events of every request (the
