@@ -43,7 +43,7 @@ def _sent_again(st: TracedRequest, s: RequestState) -> None:
     st.connection = None
     st.error = None
     st.closed_at = None  # httpcore closed its stream on the first connection
-    s.retried()
+    s.on_a_connection()
     st.fire("get_conn", s.host_port)
 
 

@@ -51,10 +51,17 @@ class RequestState:
         self.attempt_returned_at: float | None = None
         self.proxied = False
         self.fresh = False  # the connection had not dialed yet when bound
+        self.expect_continue = False
+        self.host_port = ""  # get_conn's argument
+        self.on_a_connection()
+
+    def on_a_connection(self) -> None:
+        """What belongs to the request's use of one connection (the hooks fired on
+        it, the body read from it), as for a new request: set here, and again when
+        the pool sends the request once more, on another connection."""
         self.got_conn = False
         self.first_byte = False
         self.await_first_byte = False
-        self.expect_continue = False
         self.got_100 = False
         self.hold_body = False
         self.body_withheld = False
@@ -64,17 +71,6 @@ class RequestState:
         self.h2_written = False
         self.deferred: list[Callable[[TracedRequest], None]] = []
         self.pending_headers: HeaderFields = []
-        self.host_port = ""  # get_conn's argument
-
-    def retried(self) -> None:
-        """The pool sends the request again, on another connection: what belongs
-        to the first one is forgotten (the body, the hooks fired on it)."""
-        self.got_conn = self.first_byte = self.await_first_byte = False
-        self.got_100 = self.hold_body = self.body_withheld = False
-        self.wrote_request = self.body_read = False
-        self.h2_body = self.h2_written = False
-        self.deferred = []
-        self.pending_headers = []
 
 
 def state(st: TracedRequest) -> RequestState:
