@@ -575,12 +575,11 @@ class _Plan:
 _PLANS: dict[tuple[ClientTrace, ...], _Plan] = {}
 
 
-def _plan(chain: tuple[ClientTrace, ...]) -> _Plan:
-    plan = _PLANS.get(chain)
-    if plan is None:
-        if len(_PLANS) >= 256:
-            _PLANS.clear()
-        plan = _PLANS[chain] = _Plan(chain)
+def _new_plan(chain: tuple[ClientTrace, ...]) -> _Plan:
+    """The plan of a chain not in `_PLANS` yet (requests look it up there first)."""
+    if len(_PLANS) >= 256:
+        _PLANS.clear()
+    plan = _PLANS[chain] = _Plan(chain)
     return plan
 
 
@@ -762,7 +761,7 @@ class TracedRequest:
         return self.returned_at is not None
 
     def __post_init__(self) -> None:
-        plan = _PLANS.get(self.chain) or _plan(self.chain)
+        plan = _PLANS.get(self.chain) or _new_plan(self.chain)
         self.wanted: frozenset[str] = plan.wanted
         """The hooks some trace of the chain sets: sources skip the others."""
         self._only: Any = plan.only
