@@ -284,8 +284,9 @@ class RequestRecord:
         read, from what the source kept on the request and its connection, so they
         carry no thread or task (``thread == ""``). Live, every source fires them
         in this order after Go's last hook: ``body_closed``, ``request_done``,
-        ``conn_closed``; for a failure, the connection may be lost (and
-        ``conn_closed`` come) before the call ends with ``request_done``.
+        ``conn_closed``, except where the connection closes as part of ending the
+        request (a body closed early, a failure): then ``conn_closed`` may come
+        first.
         """
         traced = self._traced
         if traced is None:
