@@ -1617,3 +1617,26 @@ def test_real_phases_through_aiohttp(server: Any, recorder: Recorder) -> None:
     assert_phases(request, wait=(0.2, None))
     fails(assert_phases, request, wait=0.1)
     assert not request.leaked and request.released_at is not None
+
+
+def test_a_matcher_whose_hook_ran_with_other_arguments_says_how_it_ran() -> None:
+    # "never ran" alone would point at the wrong thing: got_conn did run.
+    from pytest_httptrace.assertions import assert_hook_sequence, hook
+    from pytest_httptrace.recorder import make_event
+
+    events = [
+        make_event("get_conn", host_port="a:443"),
+        make_event("got_conn", reused=False, was_idle=False, idle_time=0.0),
+        make_event("got_conn", reused=False, was_idle=False, idle_time=0.0),
+    ]
+    with pytest.raises(AssertionError) as info:
+        assert_hook_sequence(events, [..., hook("got_conn", reused=True)])
+    lines = str(info.value).splitlines()
+    at = lines.index(
+        "got_conn ran, not as hook('got_conn', reused=True): "
+        "[2] got_conn reused=False was_idle=False (the last of 2 calls)"
+    )
+    assert lines[at + 1] == "  reused: expected True, got False"
+    with pytest.raises(AssertionError) as plain:  # a name, not a matcher: no such line
+        assert_hook_sequence(events, [..., "put_idle_conn"])
+    assert " ran, not as " not in str(plain.value)

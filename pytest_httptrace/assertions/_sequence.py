@@ -518,6 +518,7 @@ def assert_hook_sequence(source: Source, expected: Sequence[PatternItem]) -> Non
     if outcome.remains:
         lines.append(f"remains unmatched: {_items_text(outcome.remains)}")
     if outcome.missing is not None:
+        lines += _ran_otherwise(outcome.missing, compared, subject.multi)
         lines += _never_ran(outcome.missing, subject)
     lines += [f"hint: {h}" for h in outcome.hints]
     left_out = len(subject.events) - len(compared)
@@ -549,6 +550,27 @@ def _with_ends(subject: _Subject) -> _Subject:
         return subject
     events = sorted([*subject.events, *ends], key=lambda e: e.time)
     return _Subject(subject.label, events, subject.multi)
+
+
+def _ran_otherwise(
+    item: HookMatcher | str, events: Sequence[Event], multi: bool
+) -> list[str]:
+    """For a `hook()` matcher that matched no call: the hook did run, with other
+    arguments (the last such call, and why it is not a match), so that "never ran"
+    is not all the message says."""
+    if not isinstance(item, HookMatcher):
+        return []
+    calls = [i for i, e in enumerate(events) if e.hook == item.name]
+    if not calls:
+        return []
+    last = calls[-1]
+    more = f" (the last of {len(calls)} calls)" if len(calls) > 1 else ""
+    lines = [
+        f"{item.name} ran, not as {item!r}: "
+        f"[{last}] {_event_text(events[last], with_request=multi)}{more}"
+    ]
+    lines += [f"  {problem}" for problem in item.explain(events[last])]
+    return lines
 
 
 def _never_ran(item: HookMatcher | str, subject: _Subject) -> list[str]:
