@@ -5,6 +5,7 @@ shared client axis). Each call returns `Result` or raises the client's own error
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,6 +87,35 @@ class Driver:
         response.close()  # requests' close also returns the connection
         if self.kind == "urllib3":
             response.release_conn()
+
+    def _managers(self) -> list[urllib3.PoolManager]:
+        if self.kind == "requests":
+            return [a.poolmanager for a in self.session.adapters.values()]  # type: ignore[attr-defined]
+        return [self.pool]
+
+    def wait_until_idle_dropped(self, timeout: float = 5.0) -> None:
+        """Wait until every idle pooled connection looks dropped to urllib3.
+
+        The server's close (FIN, TLS ``close_notify``) can still be in the
+        loopback's queue when the server's script ends; under load, urllib3's
+        checkout could then find the socket quiet and reuse it.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            idle = [
+                conn
+                for manager in self._managers()
+                for key in list(manager.pools.keys())
+                if (pool := manager.pools.get(key)) is not None
+                and pool.pool is not None
+                for conn in list(pool.pool.queue)
+                if conn is not None and conn.sock is not None
+            ]
+            if all(not conn.is_connected for conn in idle):
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"pooled connections still look open: {idle}")
+            time.sleep(0.001)
 
     def close(self) -> None:
         # urllib3 2.8's PoolManager.clear() (and so Session.close()) leaves closing

@@ -185,6 +185,7 @@ def test_released_unread_then_dropped_is_the_clients(
         assert released.outcome == "closed_early"
         assert conn_of(released).close_reason is None  # in the pool, for now
         raw.wait(1)  # the body is in the socket
+        driver.wait_until_idle_dropped()
         assert driver.get("/").body == b"fine"
         streamed.close()
     released, after = httptrace_recorder.requests
@@ -485,6 +486,7 @@ def test_stale_keep_alive_found_at_checkout_is_the_servers(
             with with_client_trace(heard.trace):
                 assert driver.get("/").body == b"fine"
             raw.wait(1)
+            driver.wait_until_idle_dropped()
             assert driver.get("/").body == b"again"
         first, second = httptrace_recorder.requests
         assert first.outcome == "complete"

@@ -93,6 +93,7 @@ def test_stale_keep_alive_connection(
     with Driver(kind, raw) as driver:
         assert driver.get("/").body == b"fine"
         raw.wait(1)
+        driver.wait_until_idle_dropped()
         assert driver.get("/").body == b"again"
     first, second = httptrace_recorder.requests
     assert "put_idle_conn" in first.hooks  # it did go back to the pool
