@@ -64,7 +64,11 @@ def _check_load(recorder: Recorder, urls: list[str], http2: bool, server: Any) -
         for c in server.log.connections
         if any(q.path.startswith("/load") for q in c.requests)
     ]
-    assert len(server_side) == len(recorder.connections)
+    assert len(server_side) == len(recorder.connections), (
+        # What each side saw, should they ever differ (once, under load: 20 vs 21).
+        [(c.client_addr, len(c.requests)) for c in server_side],
+        [(c.local_addr, len(c.requests)) for c in recorder.connections],
+    )
 
 
 @pytest.fixture
