@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import faulthandler
 import json
 import math
 import os
@@ -247,12 +248,21 @@ def write_json(path: Path, data: Result) -> None:
     tmp.replace(path)
 
 
+#: Seconds after which a smoke-mode run dumps every thread's stack and exits (the
+#: smoke test waits `QUICK_DUMP_AFTER` + 20 s for it).
+QUICK_DUMP_AFTER = 100
+
+
 def bench_main(name: str, run: Callable[[bool], Result]) -> None:
     """Command line of one benchmark module: ``[--quick] [--out FILE]``."""
     parser = argparse.ArgumentParser(prog=f"python -m benchmarks.{name}")
     parser.add_argument("--quick", action="store_true", help="a few iterations only")
     parser.add_argument("--out", type=Path, help="write the JSON result here")
     args = parser.parse_args()
+    if args.quick:
+        # Smoke mode runs under a test's timeout (tests/test_benchmarks_smoke.py): a
+        # run that hangs says where, on stderr, before the test gives up on it.
+        faulthandler.dump_traceback_later(QUICK_DUMP_AFTER, exit=True)
     started = time.perf_counter()
     result: Result = {"benchmark": name, "quick": args.quick, "meta": meta()}
     result.update(run(args.quick))

@@ -23,6 +23,9 @@ import ssl
 import time
 from urllib.parse import urlsplit
 
+#: Seconds past the run's own length before it is given up on.
+_GRACE = 30.0
+
 
 class _Stats:
     def __init__(self) -> None:
@@ -99,8 +102,9 @@ async def _client(
                 reader, writer = await _connect(host, port, context)
     finally:
         writer.close()
-        with contextlib.suppress(OSError, ssl.SSLError):
-            await writer.wait_closed()
+        with contextlib.suppress(OSError, ssl.SSLError, asyncio.TimeoutError):
+            # A TLS close waits for the server's close_notify: not forever.
+            await asyncio.wait_for(writer.wait_closed(), 5)
 
 
 async def load(
@@ -130,7 +134,9 @@ async def load(
     started = time.perf_counter()
     deadline[0] = started + seconds
     go.set()
-    await asyncio.gather(*tasks)
+    # One bound for the whole run (none per request: it would cost what is measured):
+    # a connection the server never answers fails the run instead of hanging it.
+    await asyncio.wait_for(asyncio.gather(*tasks), seconds + _GRACE)
     elapsed = time.perf_counter() - started
     return {
         "clients": clients,
