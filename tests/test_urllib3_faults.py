@@ -143,8 +143,10 @@ def test_first_byte_is_the_first_byte(
         driver.get("/")
     (request,) = httptrace_recorder.requests
     first = request.getcall("got_first_response_byte").time
-    assert first - request.getcall("wrote_request").time >= 0.09
-    assert request.closed_at is not None and request.closed_at - first >= 0.09
+    # 0.1 s each, less a margin: the stamps are taken once a write or read returned,
+    # and a loaded machine can pause the client in between (88 ms seen once).
+    assert first - request.getcall("wrote_request").time >= 0.05
+    assert request.closed_at is not None and request.closed_at - first >= 0.05
 
 
 @pytest.mark.parametrize("kind", CLIENTS)
