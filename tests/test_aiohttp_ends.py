@@ -380,6 +380,42 @@ def test_idle_expiry_found_when_picking_a_connection(
     assert second.done_at is not None and _conn(first).closed_at < second.done_at
 
 
+def test_picking_past_an_expired_connection_leaves_the_fit_ones_alone(
+    httptrace_server: Any, httptrace_recorder: Recorder
+) -> None:
+    """Three idle connections; two served again since, so only the oldest in the
+    pool is past keepalive_timeout: aiohttp's pick closes that one, takes the next,
+    and the third stays in the pool, open."""
+    keepalive = 0.6
+
+    async def scenario(session: aiohttp.ClientSession) -> Any:
+        # Three connections, each back in the pool at about t0.
+        await asyncio.gather(*(fetch(session, "/delay/0.05") for _ in range(3)))
+        # The two oldest serve again (0.3 s): back at t1 = t0 + 0.3, at the end.
+        await asyncio.gather(*(fetch(session, "/delay/0.3") for _ in range(2)))
+        # Block the loop (so aiohttp's cleanup timer cannot run first) until the
+        # oldest is past the timeout (t0 + 0.75) and the others are not (t1 + 0.45).
+        time.sleep(0.45)
+        return await fetch(session, "/")
+
+    connector = {"keepalive_timeout": keepalive}
+    assert run(httptrace_server, scenario, connector=connector) == Result(200, b"hello")
+    *first, picking = httptrace_recorder.requests
+    conns = {_conn(r).id: _conn(r) for r in first}
+    assert len(conns) == 3
+    expired = [c for c in conns.values() if c.close_reason == "idle_expired"]
+    assert len(expired) == 1, [(c.id, c.close_reason) for c in conns.values()]
+    assert expired[0].requests[-1] in first[:3]  # idle since the first round
+    assert picking.got_conn is not None and picking.got_conn.reused
+    taken = _conn(picking)
+    assert taken is not expired[0]
+    # The one left in the pool was closed by the session's close, not by the pick.
+    (left,) = [c for c in conns.values() if c is not taken and c is not expired[0]]
+    assert left.close_reason == "client_closed"
+    assert expired[0].closed_at is not None and left.closed_at is not None
+    assert expired[0].closed_at < picking.getcall("got_conn").time < left.closed_at
+
+
 def test_force_close_is_the_client(
     httptrace_server: Any, httptrace_recorder: Recorder
 ) -> None:
