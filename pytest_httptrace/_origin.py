@@ -69,6 +69,12 @@ def _kind(filename: str, top: str, internal: frozenset[str]) -> int:
 #: per request, once); the code is kept in the value, so its id is not reused.
 _kinds: dict[frozenset[str], dict[int, tuple[int, str, CodeType]]] = {}
 
+#: internal modules -> {id(code): code} of the frames the walk steps past without
+#: a look (this plugin, the client library and its plumbing, the standard library):
+#: most frames of every walk, so the cheapest test. Kept with `_kinds`, which holds
+#: the same codes (their ids are not reused).
+_passed: dict[frozenset[str], dict[int, CodeType]] = {}
+
 #: (id(code), instruction offset) -> (code, "file:line"): a call site's text, made
 #: once (a frame's line number is decoded from the code's line table each time).
 _sites: dict[tuple[int, int], tuple[CodeType, str]] = {}
@@ -103,12 +109,17 @@ def user_origin(
     kinds = _kinds.get(internal)
     if kinds is None:
         kinds = _kinds[internal] = {}
+        _passed[internal] = {}
+    passed = _passed[internal]
     if frame is None:
         frame = sys._getframe(skip + 1)
     via: list[str] = []
     fallback: str | None = None
     while frame is not None:
         code = frame.f_code
+        if passed.get(id(code)) is code:
+            frame = frame.f_back
+            continue
         known = kinds.get(id(code))
         if known is None or known[2] is not code:
             top = frame.f_globals.get("__name__", "").partition(".")[0]
@@ -118,7 +129,9 @@ def user_origin(
                 code,
             )
         kind = known[0]
-        if kind == _USER:
+        if kind < _THIRD:  # _PLUGIN, _INTERNAL, _STDLIB: stepped past from now on
+            passed[id(code)] = code
+        elif kind == _USER:
             # Outermost first, each package where it was entered first from outside.
             outermost = tuple(dict.fromkeys(reversed(via))) if via else ()
             return _site(frame), outermost

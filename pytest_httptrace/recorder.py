@@ -38,6 +38,7 @@ from .trace import (
     EndHookName,
     GotConnInfo,
     HeaderFields,
+    HeaderText,
     HookName,
     RequestDoneInfo,
     RequestOutcome,
@@ -46,6 +47,7 @@ from .trace import (
     TracedRequest,
     current_task_name,
     dispatching,
+    header_text,
     register_global,
     unregister_global,
 )
@@ -719,15 +721,15 @@ _threads: dict[int, threading.Thread] = threading._active  # type: ignore[attr-d
 
 #: Header names and values as text, shared by the events of every request (the
 #: same few fields repeat: a string each per event would be most of a record).
-_texts: dict[bytes, str] = {}
+_texts: dict[HeaderText, str] = {}
 
 
-def _text(data: bytes) -> str:
+def _text(data: HeaderText) -> str:
     text = _texts.get(data)
     if text is None:
         if len(_texts) >= 2048:
             _texts.clear()
-        text = _texts[data] = data.decode("latin-1")
+        text = _texts[data] = header_text(data)
     return text
 
 
@@ -740,7 +742,7 @@ class _Fields:
     def __init__(self, fields: HeaderFields) -> None:
         self._fields = fields
 
-    def fields(self) -> list[tuple[bytes, bytes]]:
+    def fields(self) -> Sequence[tuple[HeaderText, HeaderText]]:
         fields = self._fields
         return fields() if callable(fields) else fields
 

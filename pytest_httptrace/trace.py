@@ -25,7 +25,7 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, get_args
@@ -138,9 +138,22 @@ HOOK_ARGS: dict[str, tuple[str, ...]] = {
 }
 
 
-#: Header fields as a source hands them over: (name, value) bytes in wire order,
+#: One header field as a source has it: bytes as on the wire (read as latin-1), or
+#: the client's own text (aiohttp's header names and values are ``str``).
+HeaderText = bytes | str
+#: Header fields as a source hands them over: (name, value) pairs in wire order,
 #: or a function that makes them (called once, maybe later).
-HeaderFields = list[tuple[bytes, bytes]] | Callable[[], list[tuple[bytes, bytes]]]
+HeaderFields = (
+    Sequence[tuple[HeaderText, HeaderText]]
+    | Callable[[], Sequence[tuple[HeaderText, HeaderText]]]
+)
+
+
+def header_text(data: HeaderText) -> str:
+    """The text of a header name or value: bytes read as latin-1 (as HTTP/1.1 puts
+    them on the wire), a string as it is (a ``str`` subclass made plain)."""
+    return data.decode("latin-1") if type(data) is bytes else str(data)
+
 
 # -- info types ---------------------------------------------------------------------
 
@@ -816,10 +829,10 @@ class TracedRequest:
 
     def fire_header_fields(self, fields: HeaderFields) -> None:
         """Fire ``wrote_header_field(key, [value])`` for each field, in wire order
-        (bytes as latin-1 text, as HTTP/1.1 puts them on the wire). ``fields`` may
-        be a function that makes the list: a lone recorder keeps it as it is and
-        makes the events when read, so work to compute the wire form (HTTP/2's
-        normalisation) is not done on the request's path."""
+        (made text by `header_text`). ``fields`` may be a function that makes the
+        list: a lone recorder keeps it as it is and makes the events when read, so
+        work to compute the wire form (HTTP/2's normalisation) is not done on the
+        request's path."""
         if "wrote_header_field" not in self.wanted:
             return
         only = self._only
@@ -831,9 +844,7 @@ class TracedRequest:
                 self._keep("wrote_header_field", exc)
             return
         for key, value in fields() if callable(fields) else fields:
-            self.fire(
-                "wrote_header_field", key.decode("latin-1"), [value.decode("latin-1")]
-            )
+            self.fire("wrote_header_field", header_text(key), [header_text(value)])
 
     def fire_got_1xx(self, code: int, headers: Any) -> None:
         """Fire ``got_1xx_response``; an exception propagates (it aborts the

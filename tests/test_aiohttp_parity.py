@@ -98,7 +98,7 @@ def test_cold_then_reused(httptrace_server: Any, httptrace_recorder: Recorder) -
 def test_header_fields_in_wire_order(
     httptrace_server: Any, httptrace_recorder: Recorder
 ) -> None:
-    headers = {"X-First": "1", "X-Second": "2"}
+    headers = {"X-First": "1", "X-Second": "2", "X-Text": "café"}
     run(httptrace_server, lambda s: fetch(s, "/", headers=headers))
     (request,) = httptrace_recorder.requests
     fields = [
@@ -109,6 +109,9 @@ def test_header_fields_in_wire_order(
     [head] = httptrace_server.log.requests
     assert [k.lower() for k, _ in fields] == [k.lower() for k, _ in head.headers]
     assert ("X-First", ["1"]) in fields and ("X-Second", ["2"]) in fields
+    # aiohttp's own text (it writes it as UTF-8), as plain strings.
+    assert ("X-Text", ["café"]) in fields
+    assert all(type(k) is str and type(v) is str for k, [v] in fields)
     assert fields[0][0] == "Host"
     last_field = max(
         i for i, e in enumerate(request.events) if e.hook == "wrote_header_field"

@@ -105,6 +105,40 @@ def test_header_fields_are_the_bytes_on_the_wire(
     assert ("x-lower", "v") in fields
 
 
+@pytest.mark.parametrize("heard_by", ["recorder", "trace"])
+def test_a_folded_header_line_is_one_field_with_its_values(
+    heard_by: str, httptrace_raw_server: Any, httptrace_recorder: Recorder
+) -> None:
+    """http.client writes several values of one header as one folded line
+    (``Name: a\\r\\n\\tb``): one ``wrote_header_field`` with the values, as Go's
+    ``WroteHeaderField(key, value []string)``; its neighbours stay one value each.
+    Recorded and heard live alike."""
+    from pytest_httptrace.raw_server import ReadHead, Send
+
+    raw = httptrace_raw_server
+    raw.script([ReadHead(), Send.response(200, "ok")])
+    heard: list[tuple[str, list[str]]] = []
+    trace = ClientTrace(wrote_header_field=lambda k, v: heard.append((k, v)))
+    with Driver("urllib3", raw) as driver:
+        headers = {"X-Before": "1", "X-Fold": "a\r\n\tb", "X-After": "2"}
+        if heard_by == "trace":
+            with with_client_trace(trace):
+                driver.get("/", headers=headers)
+        else:
+            driver.get("/", headers=headers)
+    raw.wait(1)
+    assert b"\r\nX-Fold: a\r\n\tb\r\n" in raw.received[0]  # folded on the wire
+    (request,) = httptrace_recorder.requests
+    recorded = [
+        (e.args["key"], e.args["values"])
+        for e in request.events
+        if e.hook == "wrote_header_field"
+    ]
+    for fields in (recorded, heard) if heard_by == "trace" else (recorded,):
+        mine = [f for f in fields if f[0].startswith("X-")]
+        assert mine == [("X-Before", ["1"]), ("X-Fold", ["a", "b"]), ("X-After", ["2"])]
+
+
 def test_connection_close_is_not_put_idle(
     client: Driver, httptrace_recorder: Recorder
 ) -> None:

@@ -49,9 +49,9 @@ def _wrap_write_headers(orig: Callable[..., Any]) -> Callable[..., Any]:
             _wrote_request(st, exc)  # e.g. a header value with a line break
             raise
         if "wrote_header_field" in st.wanted:
-            # The order aiohttp serializes them in: the order on the wire.
-            for key, value in headers.items():
-                st.fire("wrote_header_field", str(key), [value])
+            # The order aiohttp serializes them in: the order on the wire (copied:
+            # the request's headers are aiohttp's to change later).
+            st.fire_header_fields(list(headers.items()))
         expect = headers.get("Expect")
         st.state.expect_continue = (
             expect is not None and expect.lower() == "100-continue"

@@ -181,7 +181,11 @@ def _flush_fields(st: TracedRequest) -> None:
     order, exactly as it goes on the wire."""
     st.state.flush_at_connect = False
     lines, st.state.fields = st.state.fields, []
-    for line in lines:
+    if b"\r\n\t" not in b"".join(lines):
+        # One value per line (what urllib3 writes): split when read, if ever.
+        st.fire_header_fields(lambda: [_field(line) for line in lines])
+        return
+    for line in lines:  # a folded line (obs-fold) is one field with its values
         key, _, value = line.partition(b":")
         values = value.strip(b" ").split(b"\r\n\t")
         st.fire(
@@ -189,6 +193,12 @@ def _flush_fields(st: TracedRequest) -> None:
             key.decode("latin-1"),
             [v.decode("latin-1") for v in values],
         )
+
+
+def _field(line: bytes) -> tuple[bytes, bytes]:
+    """``(name, value)`` of a header line http.client buffered (``Name: value``)."""
+    key, _, value = line.partition(b":")
+    return key, value.strip(b" ")
 
 
 def _released(
