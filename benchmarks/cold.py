@@ -15,9 +15,12 @@ HTTP/2. Full run: 30 samples of each.
 
 Reported: the median time of the first request with its quartiles and the traced /
 untraced ratio (of the medians, and per round: median, min, max, with the confidence
-interval of its median; the target, ``COLD_TARGET``, applies to ``traced``); and from
-the recorded hooks, where the time of a traced first request goes (DNS, connect, TLS,
-until the first response byte).
+interval of its median; the target, ``COLD_TARGET``, applies to ``traced``); the
+client process's CPU time of each first request (its median, and the added CPU over
+untraced), with ``empty_trace`` beside them: an empty ``ClientTrace()`` in effect, so
+the instrumentation's own work (its wrappers, the dial's hooks fired to no one)
+apart from the recorder's; and from the recorded hooks, where the time of a traced
+first request goes (DNS, connect, TLS, until the first response byte).
 """
 
 from __future__ import annotations
@@ -33,8 +36,8 @@ from ._common import COLD_TARGET, Result, bench_main, ratio_summary, rotated, su
 from ._serve import ServerProcess
 
 CONFIGS = ("sync-h1", "sync-h2", "async-h1", "async-h2")
-VARIANTS = ("untraced", "traced", "traced_warm")
-UNITS = ("untraced", "traced")
+VARIANTS = ("untraced", "empty_trace", "traced", "traced_warm")
+UNITS = ("untraced", "empty_trace", "traced")
 
 
 def _context(ca: str) -> ssl.SSLContext:
@@ -45,8 +48,9 @@ def _context(ca: str) -> ssl.SSLContext:
 
 def _first_request(
     config: str, url: str, ca: str, loop: asyncio.AbstractEventLoop
-) -> int:
-    """Nanoseconds of one first GET on a new client."""
+) -> tuple[int, int]:
+    """Nanoseconds of one first GET on a new client: wall time, and the CPU time of
+    this process (its threads too: anyio resolves names in a worker thread)."""
     http2 = config.endswith("h2")
     expected = "HTTP/2" if http2 else "HTTP/1.1"
     kwargs: dict[str, Any] = {
@@ -56,21 +60,23 @@ def _first_request(
     }
     if config.startswith("sync"):
         with httpx.Client(**kwargs) as client:
-            t0 = time.perf_counter_ns()
+            c0, t0 = time.process_time_ns(), time.perf_counter_ns()
             response = client.get(url)
             elapsed = time.perf_counter_ns() - t0
+            cpu = time.process_time_ns() - c0
     else:
 
-        async def go() -> tuple[httpx.Response, int]:
+        async def go() -> tuple[httpx.Response, int, int]:
             async with httpx.AsyncClient(**kwargs) as client:
-                t0 = time.perf_counter_ns()
+                c0, t0 = time.process_time_ns(), time.perf_counter_ns()
                 response = await client.get(url)
-                return response, time.perf_counter_ns() - t0
+                elapsed = time.perf_counter_ns() - t0
+                return response, elapsed, time.process_time_ns() - c0
 
-        response, elapsed = loop.run_until_complete(go())
+        response, elapsed, cpu = loop.run_until_complete(go())
     if response.status_code != 200 or response.http_version != expected:
         raise RuntimeError(f"unexpected response {response!r}")
-    return elapsed
+    return elapsed, cpu
 
 
 def _phases(recorder: Any) -> dict[str, float]:
@@ -90,10 +96,13 @@ def _phases(recorder: Any) -> dict[str, float]:
 
 
 def run(quick: bool) -> Result:
-    from pytest_httptrace import Recorder
+    from pytest_httptrace import ClientTrace, Recorder, with_client_trace
 
     rounds = 2 if quick else 30
     times: dict[str, dict[str, list[int]]] = {
+        c: {v: [] for v in VARIANTS} for c in CONFIGS
+    }
+    cpu: dict[str, dict[str, list[int]]] = {
         c: {v: [] for v in VARIANTS} for c in CONFIGS
     }
     phases: dict[str, list[dict[str, float]]] = {c: [] for c in CONFIGS}
@@ -101,30 +110,38 @@ def run(quick: bool) -> Result:
     try:
         with ServerProcess.start() as server:
             url = server.url + "/"
+
+            def sample(config: str, variant: str) -> None:
+                elapsed, used = _first_request(config, url, server.ca, loop)
+                times[config][variant].append(elapsed)
+                cpu[config][variant].append(used)
+
             for config in CONFIGS:  # one untimed sample each: imports, caches
                 _first_request(config, url, server.ca, loop)
             for r in range(rounds):
                 for config in CONFIGS:
                     for unit in rotated(UNITS, r):
                         if unit == "untraced":
-                            elapsed = _first_request(config, url, server.ca, loop)
-                            times[config]["untraced"].append(elapsed)
-                            continue
-                        with Recorder.start() as recorder:
-                            elapsed = _first_request(config, url, server.ca, loop)
-                            times[config]["traced"].append(elapsed)
-                            phases[config].append(_phases(recorder))
-                            recorder.clear()
-                            elapsed = _first_request(config, url, server.ca, loop)
-                            times[config]["traced_warm"].append(elapsed)
+                            sample(config, "untraced")
+                        elif unit == "empty_trace":
+                            with with_client_trace(ClientTrace()):
+                                sample(config, "empty_trace")
+                        else:
+                            with Recorder.start() as recorder:
+                                sample(config, "traced")
+                                phases[config].append(_phases(recorder))
+                                recorder.clear()
+                                sample(config, "traced_warm")
     finally:
         loop.close()
     rows = []
     for config in CONFIGS:
         base = times[config]["untraced"]
+        base_cpu = summary(cpu[config]["untraced"])["median"]
         for variant in VARIANTS:
             s = summary(times[config][variant])
             paired = [a / b for a, b in zip(times[config][variant], base, strict=True)]
+            used = summary(cpu[config][variant])["median"]
             row: dict[str, Any] = {
                 "config": config,
                 "variant": variant,
@@ -134,6 +151,9 @@ def run(quick: bool) -> Result:
                 "p75_ms": s["p75"] / 1e6,
                 "ratio": s["median"] / summary(base)["median"],
                 "round_ratio": ratio_summary(paired),
+                "cpu_ms": used / 1e6,
+                "cpu_ratio": used / base_cpu,
+                "cpu_added_ms": (used - base_cpu) / 1e6,
             }
             if variant == "traced":
                 row["target"] = COLD_TARGET

@@ -222,6 +222,17 @@ def render_overhead(r: dict[str, Any]) -> str:
     )
 
 
+def _cold_cpu(row: dict[str, Any]) -> str:
+    if "cpu_ms" not in row:  # a result from before the CPU was measured
+        return "–"
+    if row["variant"] == "untraced":
+        return f"{row['cpu_ms']:.2f}"
+    return (
+        f"{row['cpu_ms']:.2f} ({row['cpu_ratio']:.3f}; "
+        f"{row['cpu_added_ms'] * 1e3:+.0f} µs)"
+    )
+
+
 def render_cold(r: dict[str, Any]) -> str:
     rows = []
     for row in r["rows"]:
@@ -233,6 +244,7 @@ def render_cold(r: dict[str, Any]) -> str:
                 f"{row['median_ms']:.2f} ({row['p25_ms']:.2f}–{row['p75_ms']:.2f})",
                 f"{row['ratio']:.3f}",
                 _range(row["round_ratio"]),
+                _cold_cpu(row),
                 "–"
                 if not phases
                 else " / ".join(
@@ -248,6 +260,7 @@ def render_cold(r: dict[str, Any]) -> str:
             "first request ms: median (p25–p75)",
             "ratio",
             "per-round ratio: median [min–max]",
+            "client CPU ms (ratio; added)",
             "traced phases ms: DNS / connect / TLS / got_conn at / first byte at",
         ],
         rows,
@@ -656,6 +669,7 @@ def render_summary(results: dict[str, dict[str, Any]]) -> str:
         r = results["cold"]
         traced = [x for x in r["rows"] if x["variant"] == "traced"]
         warm = {x["config"]: x for x in r["rows"] if x["variant"] == "traced_warm"}
+        empty = {x["config"]: x for x in r["rows"] if x["variant"] == "empty_trace"}
         target = traced[0].get("target") or COLD_TARGET
         rows.append(
             [
@@ -664,7 +678,15 @@ def render_summary(results: dict[str, dict[str, Any]]) -> str:
                 "; ".join(
                     f"{x['config']}: {x['ratio']:.3f} [{x['round_ratio']['ci_low']:.3f}"
                     f"–{x['round_ratio']['ci_high']:.3f}] (second client under the "
-                    f"same recorder {warm[x['config']]['ratio']:.3f})"
+                    f"same recorder {warm[x['config']]['ratio']:.3f}"
+                    + (
+                        f"; CPU {x['cpu_ratio']:.3f}, "
+                        f"{x['cpu_added_ms'] * 1e3:+.0f} µs, of which the empty trace "
+                        f"{empty[x['config']]['cpu_added_ms'] * 1e3:+.0f} µs"
+                        if "cpu_ms" in x and x["config"] in empty
+                        else ""
+                    )
+                    + ")"
                     for x in traced
                 ),
                 _group_verdict(traced, target),

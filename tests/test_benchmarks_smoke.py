@@ -109,14 +109,19 @@ def _expected_rows(name: str, result: dict[str, Any]) -> None:
         _expected_overhead(result)
     elif name == "cold":
         variants = [r["variant"] for r in result["rows"]]
-        assert variants == ["untraced", "traced", "traced_warm"] * 4
+        assert variants == ["untraced", "empty_trace", "traced", "traced_warm"] * 4
         traced = [r for r in result["rows"] if r["variant"] == "traced"]
         assert all(r["phases_ms"]["tls"] > 0 for r in traced)
         assert all(r["target"] == 1.05 for r in traced)
+        assert all(r["cpu_ms"] > 0 for r in result["rows"])
+        untraced = [r for r in result["rows"] if r["variant"] == "untraced"]
+        assert all(r["cpu_ratio"] == 1.0 for r in untraced)
         summary = report.render_summary({"cold": result})
         assert "first request of a new client (DNS + TCP + TLS), recorded / not" in (
             summary
         )
+        assert " µs, of which the empty trace " in summary
+        assert "| client CPU ms (ratio; added) |" in report.render_cold(result)
     elif name == "startup":
         assert [r["what"] for r in result["imports"]] == ["plugin", "plugin+configure"]
         assert result["collect"]["tests"] == 200
