@@ -29,6 +29,7 @@ NAMES = (
     "scale",
     "aiohttp_overhead",
     "requests_overhead",
+    "instructions",
 )
 
 #: Names that run another benchmark's module with some environment.

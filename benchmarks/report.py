@@ -597,6 +597,31 @@ def render_summary(results: dict[str, dict[str, Any]]) -> str:
     for name in ("overhead", "overhead-httpx2"):
         if name in results:
             rows += _summary_overhead(results[name])
+    if "instructions" in results and not results["instructions"].get("not_applicable"):
+        r = results["instructions"]
+        for layer in ("one", "recording"):
+            cells = [
+                x
+                for x in r["rows"]
+                if x["layer"] == layer and not x["config"].startswith("cold-")
+            ]
+            if not cells:
+                continue
+            target = cells[0]["target"]
+            rows.append(
+                [
+                    f"keep-alive TLS GET ({r['lib']}), "
+                    f"{INSTRUCTION_LAYERS[layer]} / as shipped, in client "
+                    "instructions (callgrind: no noise; stricter than time, whose "
+                    "baseline has the server's share too)",
+                    f"≤ {target:g}",
+                    "; ".join(
+                        f"{x['config']}: {x['ratio']:.3f} ({x['added']:+,.0f})"
+                        for x in cells
+                    ),
+                    _yes(all(x["ratio"] <= target for x in cells)),
+                ]
+            )
     if "requests_overhead" in results:
         r = results["requests_overhead"]
         by = {x["variant"]: x for x in r["rows"]}
@@ -749,6 +774,64 @@ def render_summary(results: dict[str, dict[str, Any]]) -> str:
     return _table(["what", "target", "measured (medians)", "verdict"], rows)
 
 
+INSTRUCTION_LAYERS = {
+    "shipped": "as shipped",
+    "noop": "httpcore's `trace` extension, no-op callback (no plugin)",
+    "installed": "instrumented, no trace here",
+    "empty": "an empty `ClientTrace()` in effect",
+    "one": "one hook set (`got_conn`)",
+    "recording": "every hook recording",
+}
+
+
+def render_instructions(r: dict[str, Any]) -> str:
+    provenance = _provenance(r, "instructions")
+    if r.get("not_applicable"):
+        return f"{provenance} Not applicable here: {r['not_applicable']}."
+    rows = []
+    start_stop = None
+    for row in r["rows"]:
+        if row["layer"] == "start_stop":
+            start_stop = row["instructions"]
+            continue
+        rows.append(
+            [
+                row["config"],
+                INSTRUCTION_LAYERS[row["layer"]],
+                f"{row['instructions']:,.0f}",
+                f"{row['ratio']:.3f}",
+                f"{row['step']:+,.0f}",
+                f"{row['added']:+,.0f}",
+                _verdict(row["ratio"], row.get("target")),
+            ]
+        )
+    low, high = r["n"]
+    text = (
+        f"{provenance} Library measured: {r['lib']}. Per request: the difference of "
+        f"two client processes under callgrind ({low} and {high} keep-alive GETs "
+        "after the same warm-up; the cold configs: new clients, one GET each, the "
+        "client's creation and close included).\n\n"
+    )
+    text += _table(
+        [
+            "config",
+            "layer",
+            "instructions/request",
+            "ratio to as shipped",
+            "added by this layer",
+            "total added",
+            "target",
+        ],
+        rows,
+    )
+    if start_stop is not None:
+        text += (
+            f"\n\nA recorder started and stopped (once per recording test): "
+            f"{start_stop:,.0f} instructions."
+        )
+    return text
+
+
 def render_aiohttp_overhead(r: dict[str, Any]) -> str:
     labels = {
         "plain": "aiohttp as shipped (baseline)",
@@ -877,6 +960,7 @@ RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
     "scale": render_scale,
     "aiohttp_overhead": render_aiohttp_overhead,
     "requests_overhead": render_requests_overhead,
+    "instructions": render_instructions,
 }
 
 

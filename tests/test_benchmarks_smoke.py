@@ -28,6 +28,7 @@ NAMES = (
     "scale",
     "aiohttp_overhead",
     "requests_overhead",
+    "instructions",
 )
 
 
@@ -156,6 +157,23 @@ def _expected_rows(name: str, result: dict[str, Any]) -> None:
             "empty trace",
             "recorder",
         ]
+    elif name == "instructions":
+        if result.get("not_applicable"):  # valgrind missing: said, and nothing else
+            assert result["rows"] == []
+            assert "Not applicable here: valgrind" in report.render_instructions(result)
+            return
+        assert [(r["config"], r["layer"]) for r in result["rows"]] == [
+            ("sync-h1", "shipped"),
+            ("sync-h1", "recording"),
+            ("-", "start_stop"),
+        ]
+        shipped, recording, start_stop = result["rows"]
+        # Counted, not timed: the recorder's work shows however loaded CI is.
+        assert recording["instructions"] > shipped["instructions"] > 100_000
+        assert recording["added"] == recording["instructions"] - shipped["instructions"]
+        assert recording["target"] == 1.05 and start_stop["instructions"] > 0
+        summary = report.render_summary({"instructions": result})
+        assert "every hook recording / as shipped, in client instructions" in summary
     elif name == "scale":
         assert result["retention"]["tests"] > 0
         assert all(r["bytes_per_request"] > 0 for r in result["memory_synthetic"])

@@ -168,6 +168,13 @@ class _HappyEyeballs:
     async def run(self, ips: list[str]) -> Any:
         import anyio
 
+        if len(ips) == 1:
+            # Nothing to race: dial in this task (a task group, a task and a timer
+            # per dial would cost a new client's first request a quarter of the
+            # instrumentation's work, for nothing).
+            stream = await self.dial(ips[0])
+            assert stream is not None  # the only dial is always accepted
+            return stream
         async with anyio.create_task_group() as group:
             for ip in self.order(ips):
                 done = anyio.Event()
@@ -183,7 +190,9 @@ class _HappyEyeballs:
         addrs = ", ".join(host_port(ip, self.port) for ip in ips)
         raise self.fl.ConnectError(f"every dial attempt was canceled ({addrs})")
 
-    async def attempt(self, ip: str, done: Any, scope: Any) -> None:
+    async def dial(self, ip: str, wanted: Callable[[], bool] = lambda: True) -> Any:
+        """Dial ``ip`` between its connect_start and connect_done; a connection that
+        is not ``wanted`` once made (another attempt won) is closed again, None."""
         import anyio
 
         addr = host_port(ip, self.port)
@@ -199,15 +208,25 @@ class _HappyEyeballs:
             raise
         except self.fl.dial_errors as exc:
             self.st.fire("connect_done", "tcp", addr, exc)
-            self.errors.append(exc)
-            done.set()
-            return
-        if self.winner is None:
-            self.winner = stream
-            self.st.fire("connect_done", "tcp", addr, None)
-            scope.cancel()
-        else:  # pragma: no cover - two connects finishing in the same tick
+            raise
+        if not wanted():  # pragma: no cover - two connects finishing in one tick
             await stream.aclose()
             lost = ConnectionAbortedError(f"dial to {addr} canceled: another won")
             self.st.fire("connect_done", "tcp", addr, lost)
+            return None
+        self.st.fire("connect_done", "tcp", addr, None)
+        return stream
+
+    async def attempt(self, ip: str, done: Any, scope: Any) -> None:
+        """One attempt of a race: the first connection made wins and cancels the
+        others."""
+        try:
+            stream = await self.dial(ip, lambda: self.winner is None)
+        except self.fl.dial_errors as exc:
+            self.errors.append(exc)
+            done.set()
+            return
+        if stream is not None:
+            self.winner = stream
+            scope.cancel()
         done.set()
