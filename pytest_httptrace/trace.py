@@ -725,6 +725,10 @@ class TracedConnection:
 class TracedRequest:
     """One request attempt being traced; sources fire hooks through `fire`.
 
+    Made with what a source knows at the start (``method``, ``url``, ``chain``,
+    ``source``, ``state``, ``entry_frame``); the rest is filled in as the request
+    goes (not constructor arguments: every request's path makes one).
+
     Hooks run in chain order. An exception from a hook never escapes into the client
     library's internals: it is kept in ``hook_errors`` and re-raised by the source
     when the call that made the request returns (or reported through
@@ -737,36 +741,38 @@ class TracedRequest:
     """The URL: a ``str``, or the client's URL object (its ``str()`` is the URL),
     made text only when a record is made: not every trace needs it."""
     chain: tuple[ClientTrace, ...]
-    id: int = dataclasses.field(default_factory=_new_id)
-    started_at: float = dataclasses.field(default_factory=time.monotonic)
-    returned_at: float | None = None
-    closed_at: float | None = None
-    status: int | None = None
-    error: BaseException | None = None
-    connection: TracedConnection | None = None
-    hook_errors: list[BaseException] = dataclasses.field(default_factory=list)
-    abort: BaseException | None = None
+    id: int = dataclasses.field(default_factory=_new_id, init=False)
+    started_at: float = dataclasses.field(default_factory=time.monotonic, init=False)
+    returned_at: float | None = dataclasses.field(default=None, init=False)
+    closed_at: float | None = dataclasses.field(default=None, init=False)
+    status: int | None = dataclasses.field(default=None, init=False)
+    error: BaseException | None = dataclasses.field(default=None, init=False)
+    connection: TracedConnection | None = dataclasses.field(default=None, init=False)
+    hook_errors: list[BaseException] = dataclasses.field(
+        default_factory=list, init=False
+    )
+    abort: BaseException | None = dataclasses.field(default=None, init=False)
     """The exception of a ``got_1xx_response`` hook that aborted the request."""
     source: SourceInfo | None = None
     """Which source (client library and version) traces this request."""
     state: Any = None
     """The source's own per-request state (a typed object of the source's)."""
-    answered_by: str | None = None
+    answered_by: str | None = dataclasses.field(default=None, init=False)
     """The package that answered the request without any connection (a mocking
     library such as respx), where the source can tell."""
-    call: list[TracedRequest] | None = None
+    call: list[TracedRequest] | None = dataclasses.field(default=None, init=False)
     """Every attempt of the user's call this attempt belongs to (redirect hops,
     retries), in order, shared by all of them; None for one made alone."""
-    seq: int = 0
+    seq: int = dataclasses.field(default=0, init=False)
     entry_frame: Any = None
     """The frame that called into the source for this request, while that call
     runs (the source clears it after): where a recorder starts looking outward for
     the user's line, past the source's and this plugin's frames beneath it."""
-    outcome: RequestOutcome | None = None
+    outcome: RequestOutcome | None = dataclasses.field(default=None, init=False)
     """How its lifecycle ended (`RequestDoneInfo.outcome`), once `done` was called."""
-    done_at: float | None = None
-    done_error: BaseException | None = None
-    read_to_end: bool | None = None
+    done_at: float | None = dataclasses.field(default=None, init=False)
+    done_error: BaseException | None = dataclasses.field(default=None, init=False)
+    read_to_end: bool | None = dataclasses.field(default=None, init=False)
     """Whether the body was read to the end before it was closed (None: not closed)."""
 
     @property
