@@ -28,10 +28,13 @@ connection the server has closed meanwhile (a stale keep-alive)::
 
 Steps: `ReadHead`, `ReadBody`, `Drain` read; `Send` writes (`Send.response`,
 `Send.interim` build the bytes); `Sleep` pauses; `Close` closes gracefully and `Reset`
-with a TCP RST (both end a script). A connection whose script ends otherwise stays open,
-still recording, until the client closes it or the test ends. A read step that cannot
-complete (the client closed, or `timeout` passed) stops that connection's script and is
-reported by `RawServer.check` (the fixture calls it after each test), as is a
+with a TCP RST (both end a script). A TLS server does the handshake before the first
+step, or where the script puts `Handshake`: ``[Sleep(0.5), Handshake(), ...]`` is a
+server slow to answer the ClientHello (a TLS or connect timeout, a dial that a closed
+pool or a cancelled call overtakes). A connection whose script ends otherwise stays
+open, still recording, until the client closes it or the test ends. A read step that
+cannot complete (the client closed, or `timeout` passed) stops that connection's script
+and is reported by `RawServer.check` (the fixture calls it after each test), as is a
 connection nobody scripted.
 """
 
@@ -62,6 +65,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Close",
     "Drain",
+    "Handshake",
     "RawConnection",
     "RawScriptError",
     "RawServer",
@@ -213,6 +217,12 @@ class Sleep:
 
 
 @dataclass(frozen=True)
+class Handshake:
+    """Do the TLS handshake here (a TLS server otherwise does it before the first
+    step). Only `Sleep` may come before it: the client waits on its ClientHello."""
+
+
+@dataclass(frozen=True)
 class Close:
     """Close gracefully (TLS ``close_notify``, then FIN). Ends the script.
 
@@ -225,8 +235,8 @@ class Reset:
     """Abort the connection with a TCP RST (``SO_LINGER`` 0). Ends the script."""
 
 
-Step = ReadHead | ReadBody | Drain | Send | Sleep | Close | Reset
-_STEP_TYPES = (ReadHead, ReadBody, Drain, Send, Sleep, Close, Reset)
+Step = ReadHead | ReadBody | Drain | Send | Sleep | Handshake | Close | Reset
+_STEP_TYPES = (ReadHead, ReadBody, Drain, Send, Sleep, Handshake, Close, Reset)
 
 
 def _validate_script(index: int, steps: object) -> tuple[Step, ...]:
@@ -253,6 +263,18 @@ def _validate_script(index: int, steps: object) -> tuple[Step, ...]:
             raise ValueError(
                 f"{where}, step {position}: {type(step).__name__}() must be the last "
                 f"step, but {len(steps) - position - 1} more follow"
+            )
+    handshakes = [i for i, step in enumerate(steps) if isinstance(step, Handshake)]
+    if len(handshakes) > 1:
+        raise ValueError(
+            f"{where}: Handshake() at steps {handshakes}; a connection has one"
+        )
+    for position, step in enumerate(steps[: handshakes[0]] if handshakes else ()):
+        if not isinstance(step, Sleep):
+            raise ValueError(
+                f"{where}, step {position}: {step!r} before Handshake(); only Sleep() "
+                "may come before it (nothing can be read or written before the "
+                "handshake)"
             )
     return tuple(steps)
 
@@ -357,7 +379,8 @@ class _Runner:
         conn = self.conn
         try:
             if conn.steps is not None:
-                self._handshake()
+                if not any(isinstance(step, Handshake) for step in conn.steps):
+                    self._handshake()
                 for step in conn.steps:
                     self._do(step)
                     conn.steps_done += 1
@@ -475,6 +498,8 @@ class _Runner:
         elif isinstance(step, Sleep):
             if self.stopping.wait(step.seconds):
                 raise _Stopped()
+        elif isinstance(step, Handshake):
+            self._handshake()
         elif isinstance(step, Close):
             self._close_gracefully()
         elif isinstance(step, Reset):
@@ -556,6 +581,14 @@ class RawServer(_Endpoint):
         with self._lock:
             start = len(self._scripts)
         checked = [_validate_script(start + i, s) for i, s in enumerate(connections)]
+        if not self.tls:
+            for i, steps in enumerate(checked):
+                if any(isinstance(step, Handshake) for step in steps):
+                    raise ValueError(
+                        f"script() connection {start + i}: Handshake() on a server "
+                        "without TLS (start_raw_server(tls=True), or the "
+                        "httptrace_raw_server fixture)"
+                    )
         with self._lock:
             self._scripts.extend(checked)
 

@@ -14,7 +14,15 @@ from aiohttp_driver import Result, fetch, run
 
 from pytest_httptrace import ClientTrace, with_client_trace
 from pytest_httptrace.aiohttp_trace import AiohttpRequestAbortedByHook
-from pytest_httptrace.raw_server import Close, ReadHead, Reset, Send, Sleep
+from pytest_httptrace.raw_server import (
+    Close,
+    Drain,
+    Handshake,
+    ReadHead,
+    Reset,
+    Send,
+    Sleep,
+)
 from pytest_httptrace.recorder import ConnectionRecord, Recorder, RequestRecord
 
 OK = Send.response(200, "fine")
@@ -445,6 +453,37 @@ def test_session_closed_mid_request(
     closed, *_ = httptrace_recorder.requests
     assert _conn(closed).close_reason == "client_closed"
     assert all(r.outcome == "failed" for r in httptrace_recorder.requests)
+
+
+def test_a_dial_the_closed_connector_overtook(
+    httptrace_raw_server: Any, httptrace_recorder: Recorder
+) -> None:
+    """The connector is closed while a dial is still in its TLS handshake: aiohttp
+    closes the new connection once it is made and fails the request; the connection
+    was closed with its client."""
+    raw = httptrace_raw_server
+    raw.script([Sleep(0.4), Handshake(), Drain(0.5)])
+    heard: list[str] = []
+    trace = ClientTrace(conn_closed=lambda info: heard.append(info.reason))
+
+    async def scenario(session: aiohttp.ClientSession) -> Any:
+        with with_client_trace(trace):
+            task = asyncio.create_task(fetch(session, "/"))
+        while not httptrace_recorder.requests or (
+            "tls_handshake_start" not in httptrace_recorder.requests[0].hooks
+        ):
+            await asyncio.sleep(0.01)
+        await session.connector.close()  # type: ignore[union-attr]
+        return await task
+
+    failed = run(raw, scenario)
+    assert isinstance(failed, aiohttp.ClientConnectionError)
+    assert "Connector is closed" in str(failed)
+    (record,) = httptrace_recorder.requests
+    assert record.outcome == "failed"
+    assert "tls_handshake_done" in record.hooks and "got_conn" not in record.hooks
+    assert _conn(record).close_reason == "client_closed"
+    assert heard == ["client_closed"]  # live, to the trace of the request that dialed
 
 
 def test_redirect_hops(httptrace_server: Any, httptrace_recorder: Recorder) -> None:

@@ -14,6 +14,7 @@ import pytest
 from pytest_httptrace.raw_server import (
     Close,
     Drain,
+    Handshake,
     RawScriptError,
     RawServer,
     ReadBody,
@@ -331,6 +332,16 @@ def test_bad_steps_fail_at_declaration(make: Any, error: type, message: str) -> 
         (([b"GET"],), TypeError, r"step 0: b'GET' is not a step"),
         (([Close(), Send(b"x")],), ValueError, r"Close\(\) must be the last step"),
         (([], "oops"), TypeError, r"connection 1: expected a list of steps"),
+        (
+            ([Handshake(), Sleep(0), Handshake()],),
+            ValueError,
+            r"connection 0: Handshake\(\) at steps \[0, 2\]; a connection has one",
+        ),
+        (
+            ([Sleep(0.1), ReadHead(), Handshake()],),
+            ValueError,
+            r"step 1: ReadHead\(timeout=5.0\) before Handshake\(\); only Sleep\(\)",
+        ),
     ],
 )
 def test_bad_scripts_fail_at_declaration(
@@ -367,3 +378,26 @@ def test_tls_raw_server_needs_the_ca(httptrace_raw_server: RawServer) -> None:
     raw.wait()
     [error] = raw.pop_errors()
     assert error.startswith("connection 0, step 0 ReadHead(timeout=1): TLS handshake")
+
+
+def test_handshake_where_the_script_says(
+    httptrace_raw_server: RawServer, httptrace_recorder: Any
+) -> None:
+    """A server slow to answer the ClientHello: the client's TLS phase holds the
+    wait (not connect, not the response), and the request goes on as usual."""
+    raw = httptrace_raw_server
+    raw.script([Sleep(0.3), Handshake(), ReadHead(), Send(HELLO)])
+    with raw.client() as client:
+        assert client.get("/").text == "hello"
+    raw.wait()
+    (request,) = httptrace_recorder.requests
+    phases = {p.name: p.duration for p in request.phases}
+    assert phases["tls"] >= 0.25
+    assert phases["connect"] < 0.25 and phases["wait"] < 0.25
+    assert raw.connections[0].tls_version is not None
+
+
+def test_handshake_needs_a_tls_server(httptrace_raw_http_server: RawServer) -> None:
+    with pytest.raises(ValueError, match=r"Handshake\(\) on a server without TLS"):
+        httptrace_raw_http_server.script([Handshake(), ReadHead()])
+    assert httptrace_raw_http_server.wait(timeout=0.01) == []  # nothing was scripted

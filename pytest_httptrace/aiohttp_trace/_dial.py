@@ -183,7 +183,11 @@ def _wrap_connection_made(orig: Callable[..., Any]) -> Callable[..., Any]:
         if st is not None and st.state.tls_started:
             st.state.tls_started = False
             state = _tls_state(transport)
-            _connection_record(self).tls = state
+            record = _connection_record(self)
+            record.tls = state
+            # The connection exists from here on, whether the request gets it or
+            # not (a connector closed meanwhile closes it again): its record shows it.
+            st.connection = record
             st.fire("tls_handshake_done", state, None)
 
     return connection_made

@@ -125,6 +125,8 @@ def _dialed_into_closed_connector(st: TracedRequest) -> None:
     proto = None if dialed is None else dialed()
     record = None if proto is None else _CONNS.get(proto)
     if record is not None:
+        st.connection = record
+        record.last_request = st  # whose traces hear its conn_closed
         record.closed("client_closed")
 
 
