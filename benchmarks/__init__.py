@@ -1,7 +1,8 @@
 """Benchmarks of pytest-httptrace: what the plugin costs, and how its server compares.
 
-Run them all (about fifteen minutes on a 2-core machine; results go to
-``benchmarks/results/*.json`` and the tables of ``docs/performance.md``)::
+Run them all (about twenty-five minutes on a 2-core machine, half of it the valgrind
+runs of ``instructions``; results go to ``benchmarks/results/*.json`` and the tables of
+``docs/performance.md``)::
 
     .venv/bin/python -m benchmarks
 
@@ -26,9 +27,10 @@ Each benchmark runs in a fresh process (``python -m benchmarks.<name> --out FILE
   of the leak check over 1k / 10k / 100k events.
 - ``aiohttp_overhead``, ``requests_overhead``: the recording overhead of the other
   sources, with their own anchors.
-- ``instructions``: client instructions per request under callgrind, layer by layer
-  (as shipped, httpcore's no-op trace, installed, empty trace, one hook, recording;
-  cold first requests; a recorder's start and stop): exact where times are noisy.
+- ``instructions`` (``instructions-httpx2``): client instructions per request under
+  valgrind, layer by layer (as shipped, httpcore's no-op trace, installed, empty
+  trace, one hook, recording; cold first requests; a recorder's start and stop):
+  exact where times are noisy.
 
 And, not part of the default run: ``python -m benchmarks.compare REV`` measures the
 recording overhead of this checkout against commit REV's package, in one run.

@@ -4,7 +4,8 @@ Runs the benchmarks named (all by default), each in a fresh process, one after t
 other. A full run writes ``benchmarks/results/NAME.json`` and updates the tables of
 ``docs/performance.md``; ``--quick`` (a few iterations, no thresholds: what CI runs)
 writes nothing unless ``--results`` or ``--docs`` is given. ``overhead-httpx2`` is the
-overhead benchmark with ``BENCH_LIB=httpx2`` (skipped where httpx2 is not installed).
+overhead benchmark with ``BENCH_LIB=httpx2`` (skipped where httpx2 is not installed),
+``instructions-httpx2`` the instructions one.
 """
 
 from __future__ import annotations
@@ -30,12 +31,16 @@ NAMES = (
     "aiohttp_overhead",
     "requests_overhead",
     "instructions",
+    "instructions-httpx2",
 )
 
 #: Names that run another benchmark's module with some environment.
-VARIANTS = {"overhead-httpx2": ("overhead", {"BENCH_LIB": "httpx2"})}
+VARIANTS = {
+    "overhead-httpx2": ("overhead", {"BENCH_LIB": "httpx2"}),
+    "instructions-httpx2": ("instructions", {"BENCH_LIB": "httpx2"}),
+}
 #: The module a benchmark needs, and that a run skips it without.
-NEEDS = {"overhead-httpx2": "httpx2"}
+NEEDS = {"overhead-httpx2": "httpx2", "instructions-httpx2": "httpx2"}
 
 
 def main(argv: list[str] | None = None) -> int:

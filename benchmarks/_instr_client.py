@@ -1,9 +1,9 @@
-"""The client process `benchmarks.instructions` runs under callgrind.
+"""The client process `benchmarks.instructions` runs under valgrind.
 
 ``python -m benchmarks._instr_client LAYER CONFIG N URL CA`` sends N keep-alive GETs
 (after a warm-up of `WARMUP`) with one client, or, for a ``cold-...`` CONFIG, makes N
 new clients that send one GET each; LAYER says what is in effect (`LAYERS`). It
-prints nothing: callgrind counts the instructions of the whole process, and two runs
+prints nothing: valgrind counts the instructions of the whole process, and two runs
 with different N tell the instructions per request. ``BENCH_LIB=httpx2`` measures
 httpx2. Like `benchmarks._overhead_worker`, it imports ``pytest_httptrace`` only for
 the layers that use it.

@@ -76,10 +76,10 @@ def _provenance(result: dict[str, Any], name: str) -> str:
     quick = " (QUICK MODE: not for comparison)" if result.get("quick") else ""
     module = name
     env = ""
-    if name == "overhead" and result.get("lib", "httpx") != "httpx":
-        # `python -m benchmarks overhead-httpx2` runs it so.
+    if name in ("overhead", "instructions") and result.get("lib", "httpx") != "httpx":
+        # `python -m benchmarks overhead-httpx2` (or instructions-httpx2) runs it so.
         env = f"BENCH_LIB={result['lib']} "
-        name = f"overhead-{result['lib']}"
+        name = f"{name}-{result['lib']}"
     return (
         f"Command: `{env}{COMMAND}.{module}` (or `{COMMAND} {name}`){quick}. "
         f"Measured {meta['date']} at commit `{meta['commit']}`, Python "
@@ -597,8 +597,10 @@ def render_summary(results: dict[str, dict[str, Any]]) -> str:
     for name in ("overhead", "overhead-httpx2"):
         if name in results:
             rows += _summary_overhead(results[name])
-    if "instructions" in results and not results["instructions"].get("not_applicable"):
-        r = results["instructions"]
+    for name in ("instructions", "instructions-httpx2"):
+        r = results.get(name, {})
+        if not r or r.get("not_applicable"):
+            continue
         for layer in ("one", "recording"):
             cells = [
                 x
@@ -612,7 +614,7 @@ def render_summary(results: dict[str, dict[str, Any]]) -> str:
                 [
                     f"keep-alive TLS GET ({r['lib']}), "
                     f"{INSTRUCTION_LAYERS[layer]} / as shipped, in client "
-                    "instructions (callgrind: no noise; stricter than time, whose "
+                    "instructions (valgrind: noise ≤ 0.5 %; stricter than time, whose "
                     "baseline has the server's share too)",
                     f"≤ {target:g}",
                     "; ".join(
@@ -808,7 +810,7 @@ def render_instructions(r: dict[str, Any]) -> str:
     low, high = r["n"]
     text = (
         f"{provenance} Library measured: {r['lib']}. Per request: the difference of "
-        f"two client processes under callgrind ({low} and {high} keep-alive GETs "
+        f"two client processes under valgrind ({low} and {high} keep-alive GETs "
         "after the same warm-up; the cold configs: new clients, one GET each, the "
         "client's creation and close included).\n\n"
     )
@@ -961,6 +963,7 @@ RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
     "aiohttp_overhead": render_aiohttp_overhead,
     "requests_overhead": render_requests_overhead,
     "instructions": render_instructions,
+    "instructions-httpx2": render_instructions,
 }
 
 

@@ -19,6 +19,9 @@ def _tap(data: bytes) -> None:
         first_byte(st)
 
 
+_current = CURRENT.get
+
+
 def sync_read(orig: Callable[..., Any], fl: Flavour) -> Callable[..., Any]:
     """``SyncStream.read``: serves bytes the waiting mode read ahead, then the
     socket; the first byte read while a response is awaited is the first byte."""
@@ -27,7 +30,9 @@ def sync_read(orig: Callable[..., Any], fl: Flavour) -> Callable[..., Any]:
         data: bytes = PUSHBACK.pop(self, b"") if PUSHBACK_PENDING else b""
         if not data:
             data = orig(self, max_bytes, timeout)
-        _tap(data)
+        st = _current()  # `_tap`, inline: every read of every connection passes here
+        if st is not None and data and st.state.await_first_byte:
+            first_byte(st)
         return data
 
     return read

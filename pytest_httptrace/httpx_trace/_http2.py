@@ -13,7 +13,7 @@ from h2.utilities import normalize_outbound_headers
 from ..trace import TracedRequest
 from ._flavour import Flavour, h2_config, reset_h2_stream
 from ._interim import first_byte, got_1xx
-from ._state import H2_STREAMS, lock, state
+from ._state import H2_STREAMS, H2_STREAMS_PENDING, lock, state
 
 
 def wire_headers(conn: Any, request: Any) -> Callable[[], list[tuple[bytes, bytes]]]:
@@ -84,7 +84,7 @@ def written(st: TracedRequest) -> None:
 
 
 def _events(fl: Flavour, conn: Any, events: list[Any]) -> None:
-    streams = H2_STREAMS.get(conn)
+    streams = H2_STREAMS.get(conn) if H2_STREAMS_PENDING else None
     if not streams:
         return
     for event in events:
@@ -136,7 +136,8 @@ def sync_read_incoming(orig: Callable[..., Any], fl: Flavour) -> Callable[..., A
 
     def _read_incoming_data(self: Any, request: Any) -> list[Any]:
         events: list[Any] = orig(self, request)
-        _events(fl, self, events)
+        if H2_STREAMS_PENDING:  # some traced request has a stream somewhere
+            _events(fl, self, events)
         return events
 
     return _read_incoming_data
@@ -144,7 +145,7 @@ def sync_read_incoming(orig: Callable[..., Any], fl: Flavour) -> Callable[..., A
 
 def async_read_incoming(orig: Callable[..., Any], fl: Flavour) -> Callable[..., Any]:
     def _read_incoming_data(self: Any, request: Any) -> Any:
-        if not H2_STREAMS.get(self):
+        if not H2_STREAMS_PENDING or not H2_STREAMS.get(self):
             return orig(self, request)
         return traced(self, request)
 

@@ -96,6 +96,10 @@ CONNS: weakref.WeakKeyDictionary[object, TracedConnection] = weakref.WeakKeyDict
 H2_STREAMS: weakref.WeakKeyDictionary[object, dict[int, TracedRequest]] = (
     weakref.WeakKeyDictionary()
 )
+#: Its underlying dict, whose truth the HTTP/2 read wrappers test first: empty unless
+#: a traced request has a stream on a live connection (the mapping's own lookup is
+#: a Python call, on every read of every connection).
+H2_STREAMS_PENDING: dict[Any, dict[int, TracedRequest]] = H2_STREAMS.data  # type: ignore[attr-defined]
 #: Network stream -> bytes read ahead while waiting for 100 Continue, served to
 #: httpcore's next reads before the socket (so h11 parses them as usual).
 PUSHBACK: weakref.WeakKeyDictionary[object, bytes] = weakref.WeakKeyDictionary()
