@@ -8,8 +8,9 @@ identical processes (the A/A control of `benchmarks.overhead`), which is as larg
 the differences the overhead targets are about. Instruction counts barely move:
 valgrind (``--tool=cachegrind --cache-sim=no``) counts every instruction the client
 process executes, about the same for the same work whatever else the machine does
-(to a few hundred per request on sync HTTP/1.1; to ~0.5 % on async and HTTP/2, where
-how many loop turns and reads a response takes depends on when its bytes arrive).
+(within 0.1 % from run to run on sync clients; up to about 1 % on async HTTP/2,
+where how many loop turns and reads a response takes depends on when its bytes
+arrive).
 So this benchmark says how much client work each layer of the plugin adds to a
 request — what the timed benchmarks can only bound.
 

@@ -614,8 +614,8 @@ def render_summary(results: dict[str, dict[str, Any]]) -> str:
                 [
                     f"keep-alive TLS GET ({r['lib']}), "
                     f"{INSTRUCTION_LAYERS[layer]} / as shipped, in client "
-                    "instructions (valgrind: noise ≤ 0.5 %; stricter than time, whose "
-                    "baseline has the server's share too)",
+                    "instructions (valgrind: runs repeat within 0.1–1 %; stricter "
+                    "than time, whose baseline has the server's share too)",
                     f"≤ {target:g}",
                     "; ".join(
                         f"{x['config']}: {x['ratio']:.3f} ({x['added']:+,.0f})"
