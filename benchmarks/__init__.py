@@ -1,6 +1,6 @@
 """Benchmarks of pytest-httptrace: what the plugin costs, and how its server compares.
 
-Run them all (about twenty-five minutes on a 2-core machine, half of it the valgrind
+Run them all (about fifteen minutes on a 2-core machine, half of it the valgrind
 runs of ``instructions``; results go to ``benchmarks/results/*.json`` and the tables of
 ``docs/performance.md``)::
 
