@@ -121,12 +121,10 @@ class Driver:
         # urllib3 2.8's PoolManager.clear() (and so Session.close()) leaves closing
         # the pools' connections to the garbage collector, which an exception's
         # traceback can delay past the session's descriptor check: close them here.
+        for manager in self._managers():
+            _close_pools(manager)
         if self.kind == "requests":
-            for adapter in self.session.adapters.values():
-                _close_pools(adapter.poolmanager)  # type: ignore[attr-defined]
             self.session.close()
-        else:
-            _close_pools(self.pool)
 
     def __enter__(self) -> Driver:
         return self

@@ -84,7 +84,9 @@ def written(st: TracedRequest) -> None:
 
 
 def _events(fl: Flavour, conn: Any, events: list[Any]) -> None:
-    streams = H2_STREAMS.get(conn) if H2_STREAMS_PENDING else None
+    """Route ``conn``'s h2 events to its traced streams (callers test
+    `H2_STREAMS_PENDING` first)."""
+    streams = H2_STREAMS.get(conn)
     if not streams:
         return
     for event in events:

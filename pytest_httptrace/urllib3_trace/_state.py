@@ -186,8 +186,8 @@ def _flush_fields(st: TracedRequest) -> None:
         st.fire_header_fields(lambda: [_field(line) for line in lines])
         return
     for line in lines:  # a folded line (obs-fold) is one field with its values
-        key, _, value = line.partition(b":")
-        values = value.strip(b" ").split(b"\r\n\t")
+        key, value = _field(line)
+        values = value.split(b"\r\n\t")
         st.fire(
             "wrote_header_field",
             key.decode("latin-1"),
